@@ -1,0 +1,8 @@
+//! The child side: serving a [`Worker`] to parents in any language.
+
+mod output;
+mod serve;
+mod worker;
+
+pub use serve::{run, ChildRunner, PORT_ENV};
+pub use worker::{CallContext, CallError, IncomingCall, Worker};

@@ -1,0 +1,167 @@
+//! What a worker is: the [`Worker`] trait that `#[multifrost::worker]` implements, and the
+//! call, context and error types it deals in.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rmpv::Value;
+
+use crate::protocol::{EncodedValue, DEFAULT_NAMESPACE};
+
+/// A set of functions that parents can call.
+///
+/// `#[multifrost::worker]` implements it for an `impl` block; it can also be implemented by hand
+/// for a worker whose functions are only known at run time:
+///
+/// ```
+/// use std::sync::Arc;
+/// use multifrost::{CallError, EncodedValue, IncomingCall, Worker};
+///
+/// struct Echo;
+///
+/// #[multifrost::async_trait]
+/// impl Worker for Echo {
+///     fn list_functions(&self) -> Vec<String> {
+///         vec!["echo".into()]
+///     }
+///
+///     async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
+///         match call.function.as_str() {
+///             "echo" => call.args.into_iter().next().ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
+///             other => Err(CallError::function_not_found(other)),
+///         }
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait Worker: Send + Sync + 'static {
+    /// The namespace this worker answers in; calls for another namespace get an error reply.
+    fn namespace(&self) -> &str {
+        DEFAULT_NAMESPACE
+    }
+
+    /// The names of the functions parents may call.
+    fn list_functions(&self) -> Vec<String>;
+
+    /// Runs one call. The runtime has already checked the namespace and that the name does not
+    /// start with `_`; a panic inside becomes an error reply.
+    async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError>;
+}
+
+/// One call, as the worker receives it.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    /// The function's name.
+    pub function: String,
+    /// The positional arguments, still encoded.
+    pub args: Vec<EncodedValue>,
+    /// Everything else the call carried.
+    pub context: CallContext,
+}
+
+/// Per-call information a worker method can read by taking `ctx: &CallContext`.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The call's id (what the reply is correlated by).
+    pub id: String,
+    /// The namespace the call was sent to.
+    pub namespace: String,
+    /// The caller's `client_name` (or Node's `clientName`), if sent.
+    pub client_name: Option<String>,
+    /// The call's `metadata` map, as sent.
+    pub metadata: Vec<(Value, Value)>,
+}
+
+impl CallContext {
+    /// The metadata value under `key`, if any.
+    pub fn metadata(&self, key: &str) -> Option<&Value> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// The metadata value under `key` when it is a string.
+    pub fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.metadata(key).and_then(Value::as_str)
+    }
+
+    /// The correlation id the caller set (`metadata.correlation_id`), if any.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.metadata_str("correlation_id")
+    }
+
+    /// When the caller stops waiting for this call, if it said (`metadata.deadline`, Unix
+    /// seconds, sent by multifrost parents when the call has a timeout).
+    pub fn deadline(&self) -> Option<SystemTime> {
+        let secs = self.metadata("deadline")?.as_f64()?;
+        (secs.is_finite() && secs > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs))
+    }
+}
+
+/// An error a worker returns for one call; it reaches the caller as an `error` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    message: String,
+}
+
+impl CallError {
+    /// An error with this exact text on the wire.
+    pub fn new(message: impl Into<String>) -> CallError {
+        CallError {
+            message: message.into(),
+        }
+    }
+
+    /// From any error: its message followed by its chain of sources.
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> CallError {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str("\ncaused by: ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        CallError { message }
+    }
+
+    /// `Function '<name>' not found`, as every implementation words it.
+    pub fn function_not_found(name: &str) -> CallError {
+        CallError::new(format!("Function '{name}' not found"))
+    }
+
+    /// `Cannot call private method '<name>'`.
+    pub fn private_method(name: &str) -> CallError {
+        CallError::new(format!("Cannot call private method '{name}'"))
+    }
+
+    /// The text sent on the wire.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<crate::Error> for CallError {
+    /// A method returning multifrost's own error (for example from a nested call) sends its
+    /// message; a remote error is forwarded with its traceback.
+    fn from(error: crate::Error) -> CallError {
+        match error {
+            crate::Error::Remote {
+                message,
+                traceback: Some(traceback),
+                ..
+            } => CallError::new(format!("{message}\n{traceback}")),
+            crate::Error::Remote { message, .. } => CallError::new(message),
+            other => CallError::from_error(&other),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The error a caller gets back from any multifrost operation.
+
+use std::time::Duration;
+
+use crate::protocol::{DecodeError, ValueError};
+
+/// Everything that can go wrong when calling a worker, with variants a caller can match on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The worker ran the function and answered with an error.
+    #[error("{function}: remote error from worker '{worker}': {message}")]
+    Remote {
+        worker: String,
+        function: String,
+        /// The first line of the error as sent (Python: `<ExceptionType>: <message>`).
+        message: String,
+        /// The rest of the error text: the traceback a Python worker sends, if any.
+        traceback: Option<String>,
+    },
+
+    /// No reply arrived within the call's timeout. The call left nothing behind.
+    #[error("call to '{function}' on worker '{worker}' timed out after {timeout:?}")]
+    Timeout {
+        worker: String,
+        function: String,
+        timeout: Duration,
+    },
+
+    /// The worker process exited while the call was pending, or before it was made.
+    #[error("worker '{worker}' exited ({status})")]
+    ChildExited { worker: String, status: ExitStatus },
+
+    /// The connection to a worker that this handle did not spawn was lost.
+    #[error("worker '{worker}' disconnected")]
+    Disconnected { worker: String },
+
+    /// `start()` has not completed on this worker.
+    #[error("worker '{worker}' is not started: call `start().await` first")]
+    NotStarted { worker: String },
+
+    /// `stop()` was called on this worker.
+    #[error("worker '{worker}' was stopped")]
+    Stopped { worker: String },
+
+    /// The worker could not be started.
+    #[error("worker '{worker}' failed to start: {reason}")]
+    StartFailed { worker: String, reason: String },
+
+    /// Too many consecutive failures: calls fail fast until a probe succeeds.
+    #[error("circuit open for worker '{worker}': calls fail fast until it recovers")]
+    CircuitOpen { worker: String },
+
+    /// The peer sent something that breaks the protocol (malformed or over a limit).
+    #[error("protocol error from worker '{worker}': {reason}")]
+    Protocol { worker: String, reason: String },
+
+    /// The arguments could not be encoded.
+    #[error("{function}: cannot encode the arguments: {reason}")]
+    Encode { function: String, reason: String },
+
+    /// The reply did not fit the type asked for.
+    #[error("{function}: cannot decode the result: {source}")]
+    Decode {
+        function: String,
+        #[source]
+        source: ValueError,
+    },
+
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The service registry could not be used.
+    #[error("service registry: {0}")]
+    Registry(String),
+
+    /// An operating-system or socket error.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+impl Error {
+    pub(crate) fn remote(worker: &str, function: &str, text: &str) -> Error {
+        let (message, traceback) = match text.split_once('\n') {
+            Some((first, rest)) if !rest.trim().is_empty() => (first, Some(rest.to_owned())),
+            _ => (text.trim_end(), None),
+        };
+        Error::Remote {
+            worker: worker.to_owned(),
+            function: function.to_owned(),
+            message: message.to_owned(),
+            traceback,
+        }
+    }
+
+    pub(crate) fn protocol(worker: &str, reason: impl std::fmt::Display) -> Error {
+        Error::Protocol {
+            worker: worker.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True for the failures that say the worker is unhealthy (what a circuit breaker counts):
+    /// timeouts, exits, disconnects, protocol errors. Remote errors are answers, not failures.
+    pub fn is_worker_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout { .. }
+                | Error::ChildExited { .. }
+                | Error::Disconnected { .. }
+                | Error::Protocol { .. }
+                | Error::Transport(_)
+        )
+    }
+}
+
+impl From<DecodeError> for ValueError {
+    fn from(err: DecodeError) -> ValueError {
+        ValueError {
+            expected: "a valid msgpack value".into(),
+            got: err.to_string(),
+            detail: String::new(),
+        }
+    }
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code, when the process exited normally.
+    pub code: Option<i32>,
+    /// The signal that ended the process, if any.
+    pub signal: Option<i32>,
+}
+
+impl From<std::process::ExitStatus> for ExitStatus {
+    fn from(status: std::process::ExitStatus) -> ExitStatus {
+        use std::os::unix::process::ExitStatusExt;
+        ExitStatus {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit status {code}"),
+            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
+            (None, None) => f.write_str("unknown status"),
+        }
+    }
+}
+
+/// `Result` with multifrost's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! `ParentWorker`: what to run (or where to find it) and how to supervise it. Creating one is
+//! cheap and does nothing; `Handle::start` does the work.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::blocking::BlockingHandle;
+use super::handle::{Dynamic, Handle, Service};
+use super::output::{OutputEvent, OutputHandler};
+use super::shared::WorkerShared;
+use crate::protocol::Limits;
+
+/// How the worker is reached.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// Start a process and let it connect back (spawn mode).
+    Spawn(SpawnSpec),
+    /// Connect to a worker already listening at this endpoint (`tcp://host:port`).
+    Endpoint(String),
+}
+
+/// The program to start in spawn mode.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnSpec {
+    pub script: PathBuf,
+    pub executable: Option<OsString>,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub current_dir: Option<PathBuf>,
+}
+
+impl SpawnSpec {
+    /// The program and its arguments: the interpreter is inferred from the script's extension
+    /// (`.py` runs with `python3`, `.js` and `.mjs` with `node`); anything else runs directly.
+    pub fn command_line(&self) -> (OsString, Vec<OsString>) {
+        let script = self.script.clone().into_os_string();
+        let interpreter = self.executable.clone().or_else(|| {
+            match self.script.extension().and_then(|e| e.to_str()) {
+                Some("py") => Some("python3".into()),
+                Some("js" | "mjs" | "cjs") => Some("node".into()),
+                _ => None,
+            }
+        });
+        match interpreter {
+            Some(program) => {
+                let mut args = vec![script];
+                args.extend(self.args.iter().cloned());
+                (program, args)
+            }
+            None => (script, self.args.clone()),
+        }
+    }
+}
+
+/// Settings shared by every handle of one worker.
+#[derive(Clone)]
+pub(crate) struct WorkerConfig {
+    pub name: String,
+    pub target: Target,
+    pub default_timeout: Option<Duration>,
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub max_in_flight: usize,
+    pub limits: Limits,
+    pub output: OutputHandler,
+}
+
+/// A worker process (spawn mode) or service (connect mode), not yet started.
+///
+/// ```no_run
+/// # async fn demo() -> multifrost::Result<()> {
+/// use multifrost::ParentWorker;
+///
+/// let worker = ParentWorker::spawn("worker.py");     // configuration only
+/// let handle = worker.handle();                         // a cheap, cloneable view
+/// handle.start().await?;                                // spawns and waits until reachable
+/// let sum: i64 = handle.call_dyn("add", (1, 2)).await?;
+/// handle.stop().await;
+/// # Ok(()) }
+/// ```
+pub struct ParentWorker {
+    config: WorkerConfig,
+    shared: std::sync::OnceLock<Arc<WorkerShared>>,
+}
+
+impl ParentWorker {
+    /// A worker that runs `script` as a child process. The interpreter is inferred from the
+    /// extension (`.py`: `python3`, `.js`/`.mjs`: `node`; anything else is executed directly, which
+    /// covers Rust binaries); [`executable`](Self::executable) overrides it. No shell is involved.
+    pub fn spawn(script: impl AsRef<Path>) -> ParentWorker {
+        let script = script.as_ref().to_path_buf();
+        let name = script
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| script.display().to_string());
+        ParentWorker::with_target(
+            name,
+            Target::Spawn(SpawnSpec {
+                script,
+                executable: None,
+                args: Vec::new(),
+                env: Vec::new(),
+                current_dir: None,
+            }),
+        )
+    }
+
+    /// A worker already listening at `endpoint` (`tcp://host:port`), for example on another
+    /// machine. `stop()` disconnects but never stops the remote process.
+    pub fn connect_endpoint(endpoint: impl Into<String>) -> ParentWorker {
+        let endpoint = endpoint.into();
+        ParentWorker::with_target(endpoint.clone(), Target::Endpoint(endpoint))
+    }
+
+    fn with_target(name: String, target: Target) -> ParentWorker {
+        ParentWorker {
+            config: WorkerConfig {
+                name,
+                target,
+                default_timeout: None,
+                start_timeout: Duration::from_secs(30),
+                stop_timeout: Duration::from_secs(2),
+                max_in_flight: 10_000,
+                limits: Limits::default(),
+                output: OutputHandler::default(),
+            },
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn spec(&mut self) -> &mut SpawnSpec {
+        match &mut self.config.target {
+            Target::Spawn(spec) => spec,
+            Target::Endpoint(_) => panic!("spawn options only apply to ParentWorker::spawn"),
+        }
+    }
+
+    /// The program that runs the script (for example `python3.12` or a virtualenv's python).
+    pub fn executable(mut self, program: impl Into<OsString>) -> Self {
+        self.spec().executable = Some(program.into());
+        self
+    }
+
+    /// Extra arguments after the script.
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.spec().args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.spec().env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The child's working directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spec().current_dir = Some(dir.into());
+        self
+    }
+
+    /// The name used in logs and errors (default: the script's file name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// The timeout of calls that set none (default: none, calls wait for their reply, or for
+    /// the worker to exit).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_timeout = Some(timeout);
+        self
+    }
+
+    /// How long `start()` waits for the worker to become reachable (default 30 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout = timeout;
+        self
+    }
+
+    /// How long `stop()` waits for a clean exit after `shutdown` before killing (default 2 s).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.config.stop_timeout = timeout;
+        self
+    }
+
+    /// The most calls in flight at once (default 10,000); further calls wait for a slot, within
+    /// their timeout. This bounds the parent's memory when the worker stalls.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.config.max_in_flight = max.max(1);
+        self
+    }
+
+    /// Limits applied to replies (defaults: those of the Python implementation).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Where the worker's output goes (default: `tracing` events at info level, target
+    /// `multifrost::output`, prefixed with the worker's name).
+    pub fn on_output(mut self, handler: impl Fn(&OutputEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.config.output = OutputHandler::new(handler);
+        self
+    }
+
+    fn shared(&self) -> Arc<WorkerShared> {
+        self.shared
+            .get_or_init(|| WorkerShared::new(self.config.clone()))
+            .clone()
+    }
+
+    /// A handle for calling any function by name (`call_dyn`). Every handle of a worker shares
+    /// the same process and connection.
+    pub fn handle(&self) -> Handle<Dynamic> {
+        Handle::new(self.shared())
+    }
+
+    /// A handle with the typed client of a `#[multifrost::worker]` type: `handle.call().add(1, 2)`.
+    pub fn handle_for<S: Service>(&self) -> Handle<S> {
+        Handle::new(self.shared())
+    }
+
+    /// A handle whose methods block the calling thread, for programs without an async runtime.
+    pub fn handle_blocking(&self) -> BlockingHandle<Dynamic> {
+        BlockingHandle::new(self.handle())
+    }
+
+    /// A blocking handle with the typed client of a `#[multifrost::worker]` type.
+    pub fn handle_blocking_for<S: Service>(&self) -> BlockingHandle<S> {
+        BlockingHandle::new(self.handle_for())
+    }
+
+    /// The worker's name, as used in logs and errors.
+    pub fn worker_name(&self) -> &str {
+        &self.config.name
+    }
+}
+
+impl std::fmt::Debug for ParentWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParentWorker")
+            .field("name", &self.config.name)
+            .field("target", &self.config.target)
+            .finish_non_exhaustive()
+    }
+}

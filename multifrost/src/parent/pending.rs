@@ -1,0 +1,107 @@
+//! The table of calls waiting for their reply, keyed by message id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::protocol::RawMessage;
+
+/// What a waiting call receives: the reply message, or why none will come.
+pub(crate) type Reply = Result<RawMessage, Error>;
+
+/// Calls in flight on one connection.
+///
+/// Once closed (the child exited, the connection was lost or stopped), every waiting call has
+/// been failed with the closing error and new registrations fail with it at once, so no call can
+/// slip in after the drain and wait for a reply that will never come.
+#[derive(Default)]
+pub(crate) struct PendingCalls {
+    inner: Mutex<PendingInner>,
+}
+
+#[derive(Default)]
+struct PendingInner {
+    waiting: HashMap<String, oneshot::Sender<Reply>>,
+    closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
+    max_len: usize,
+}
+
+impl PendingCalls {
+    /// Registers a call; fails with the closing error when the connection is closed.
+    pub fn register(&self, id: &str) -> Result<oneshot::Receiver<Reply>, Error> {
+        let mut inner = self.inner.lock().expect("pending lock");
+        if let Some(closed) = &inner.closed {
+            return Err(closed());
+        }
+        let (sender, receiver) = oneshot::channel();
+        inner.waiting.insert(id.to_owned(), sender);
+        inner.max_len = inner.max_len.max(inner.waiting.len());
+        Ok(receiver)
+    }
+
+    /// Hands a reply to the call waiting for it; false when nobody waits for that id (a late
+    /// reply to a call that timed out, or a stray message).
+    pub fn complete(&self, id: &str, reply: Reply) -> bool {
+        let sender = self.inner.lock().expect("pending lock").waiting.remove(id);
+        match sender {
+            Some(sender) => {
+                let _ = sender.send(reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a call (it timed out or its caller went away).
+    pub fn remove(&self, id: &str) {
+        self.inner.lock().expect("pending lock").waiting.remove(id);
+    }
+
+    /// Fails every waiting call and all future ones with `error()`. The first close wins.
+    pub fn close(&self, error: impl Fn() -> Error + Send + Sync + 'static) {
+        let drained: Vec<_> = {
+            let mut inner = self.inner.lock().expect("pending lock");
+            if inner.closed.is_some() {
+                return;
+            }
+            inner.closed = Some(Arc::new(error));
+            inner.waiting.drain().collect()
+        };
+        let closed = self.inner.lock().expect("pending lock").closed.clone();
+        if let Some(error) = closed {
+            for (_, sender) in drained {
+                let _ = sender.send(Err(error()));
+            }
+        }
+    }
+
+    /// The closing error, if closed.
+    pub fn closed_error(&self) -> Option<Error> {
+        self.inner.lock().expect("pending lock").closed.as_ref().map(|e| e())
+    }
+
+    /// Calls waiting now.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("pending lock").waiting.len()
+    }
+
+    /// The most calls ever waiting at once.
+    pub fn max_len(&self) -> usize {
+        self.inner.lock().expect("pending lock").max_len
+    }
+}
+
+/// Removes its call from the table when dropped: a call that times out or is cancelled leaves
+/// nothing behind.
+pub(crate) struct PendingGuard<'a> {
+    pub pending: &'a PendingCalls,
+    pub id: &'a str,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.remove(self.id);
+    }
+}

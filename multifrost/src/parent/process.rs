@@ -1,0 +1,155 @@
+//! Starting the child process and watching it: its pipes, its exit, and its death with ours.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use super::config::SpawnSpec;
+use super::output::{OutputEvent, OutputHandler, OutputStream};
+use crate::child::PORT_ENV;
+use crate::error::{Error, ExitStatus};
+
+/// Starts the child with `COMLINK_ZMQ_PORT=<port>`, its stdout and stderr piped to us.
+pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<Child, Error> {
+    let (program, args) = spec.command_line();
+    let mut command = Command::new(&program);
+    command
+        .args(&args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(PORT_ENV, port.to_string())
+        .env("COMLINK_WORKER_MODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.current_dir {
+        command.current_dir(dir);
+    }
+    let parent_pid = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid, _exit.
+    unsafe {
+        command.pre_exec(move || {
+            // The child dies with the thread that spawned it; see `Handle::start` for why that
+            // thread lives as long as the runtime.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // We may have died before prctl took effect.
+            if libc::getppid() != parent_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|err| Error::StartFailed {
+        worker: worker.to_owned(),
+        reason: format!(
+            "cannot run {} {}: {err}",
+            program.to_string_lossy(),
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    })
+}
+
+/// Reads the child's pipes line by line so they never fill up and block the child.
+pub(crate) fn forward_pipes(child: &mut Child, worker: &str, output: &OutputHandler) {
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward(stdout, worker.to_owned(), OutputStream::Stdout, output.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward(stderr, worker.to_owned(), OutputStream::Stderr, output.clone()));
+    }
+}
+
+async fn forward(pipe: impl AsyncRead + Unpin, worker: String, stream: OutputStream, output: OutputHandler) {
+    let mut lines = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                while matches!(line.last(), Some(b'\n' | b'\r')) {
+                    line.pop();
+                }
+                output.emit(OutputEvent {
+                    worker: &worker,
+                    stream,
+                    text: &String::from_utf8_lossy(&line),
+                    from_message: false,
+                });
+            }
+        }
+    }
+}
+
+/// Owns the child process: reports its exit, and kills it on request or when dropped.
+pub(crate) struct ProcessWatch {
+    pub pid: Option<u32>,
+    pub kill: Option<oneshot::Sender<()>>,
+    pub exited: tokio::sync::watch::Receiver<Option<ExitStatus>>,
+}
+
+impl ProcessWatch {
+    /// Watches `child` on a task; `on_exit` runs once with its status.
+    pub fn start(mut child: Child, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> ProcessWatch {
+        let (kill, kill_requested) = oneshot::channel::<()>();
+        let (exit_sender, exited) = tokio::sync::watch::channel(None);
+        let pid = child.id();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = kill_requested => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let status = match status {
+                Ok(status) => ExitStatus::from(status),
+                Err(_) => ExitStatus { code: None, signal: None },
+            };
+            let _ = exit_sender.send(Some(status));
+            on_exit(status);
+        });
+        ProcessWatch {
+            pid,
+            kill: Some(kill),
+            exited,
+        }
+    }
+
+    /// Kills the process now (if it still runs) and waits for its exit.
+    pub async fn kill(&mut self) -> Option<ExitStatus> {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> Option<ExitStatus> {
+        let status = self.exited.wait_for(Option::is_some).await.ok()?;
+        *status
+    }
+}
+
+impl Drop for ProcessWatch {
+    fn drop(&mut self) {
+        // Kill at once, even if the runtime that runs the watcher task is gone.
+        if self.exited.borrow().is_none() {
+            if let Some(pid) = self.pid {
+                // SAFETY: plain syscall; the pid is not reaped yet (no exit was reported), so it
+                // still names our child.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}

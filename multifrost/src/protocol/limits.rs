@@ -1,0 +1,279 @@
+//! Bounds enforced on every received message before anything is allocated for it.
+//!
+//! Every byte a process receives is untrusted: the protocol has no authentication and its peers
+//! are written in four languages. The scanner here walks a msgpack value iteratively (no
+//! recursion, so no stack overflow whatever the nesting) and checks each announced length against
+//! the bytes actually present and against [`Limits`] before any decoder allocates.
+
+use std::fmt;
+
+/// Size limits applied to received messages.
+///
+/// The defaults match what the Python implementation enforces (10 MiB per str or bin, 100,000
+/// items per array or map), plus a nesting bound that every implementation can answer (Python
+/// fails to reply to values nested deeper than about 490 levels) and an overall message bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest str or bin, in bytes.
+    pub max_str_bin_len: usize,
+    /// Most items in one array, or entries in one map.
+    pub max_items: usize,
+    /// Deepest nesting of arrays and maps; the message's own map is level 1.
+    pub max_depth: usize,
+    /// Largest whole message, in bytes.
+    pub max_message_len: usize,
+}
+
+impl Limits {
+    /// 10 MiB per str or bin, as in the Python implementation.
+    pub const DEFAULT_MAX_STR_BIN_LEN: usize = 10 * 1024 * 1024;
+    /// 100,000 items per array or map, as in the Python implementation.
+    pub const DEFAULT_MAX_ITEMS: usize = 100_000;
+    /// 256 levels: deeper than any real payload, shallower than where Python stops answering.
+    pub const DEFAULT_MAX_DEPTH: usize = 256;
+    /// 64 MiB per message.
+    pub const DEFAULT_MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_str_bin_len: Self::DEFAULT_MAX_STR_BIN_LEN,
+            max_items: Self::DEFAULT_MAX_ITEMS,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_message_len: Self::DEFAULT_MAX_MESSAGE_LEN,
+        }
+    }
+}
+
+/// Why a received msgpack value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes end before the value does.
+    Truncated,
+    /// A marker byte that msgpack never uses (0xc1).
+    ReservedMarker,
+    /// A str or bin longer than [`Limits::max_str_bin_len`].
+    StrBinTooLong { len: usize, limit: usize },
+    /// An array or map with more than [`Limits::max_items`] entries.
+    TooManyItems { len: usize, limit: usize },
+    /// Nesting deeper than [`Limits::max_depth`].
+    TooDeep { limit: usize },
+    /// A message larger than [`Limits::max_message_len`].
+    MessageTooLarge { len: usize, limit: usize },
+    /// Bytes left over after the value.
+    TrailingBytes,
+    /// The value is well formed but not what the protocol expects here.
+    Unexpected(String),
+}
+
+impl DecodeError {
+    /// True for the limit violations, after which the rest of the message is still readable
+    /// (so a child can still answer the call with an error naming the limit).
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            DecodeError::StrBinTooLong { .. }
+                | DecodeError::TooManyItems { .. }
+                | DecodeError::TooDeep { .. }
+                | DecodeError::MessageTooLarge { .. }
+        )
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("truncated msgpack data"),
+            DecodeError::ReservedMarker => f.write_str("invalid msgpack marker 0xc1"),
+            DecodeError::StrBinTooLong { len, limit } => write!(
+                f,
+                "str or bin of {len} bytes exceeds the limit of {limit} bytes"
+            ),
+            DecodeError::TooManyItems { len, limit } => write!(
+                f,
+                "array or map of {len} items exceeds the limit of {limit} items"
+            ),
+            DecodeError::TooDeep { limit } => {
+                write!(f, "nesting exceeds the depth limit of {limit} levels")
+            }
+            DecodeError::MessageTooLarge { len, limit } => write!(
+                f,
+                "message of {len} bytes exceeds the limit of {limit} bytes"
+            ),
+            DecodeError::TrailingBytes => f.write_str("trailing bytes after the msgpack value"),
+            DecodeError::Unexpected(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What one msgpack header announces.
+pub(crate) enum Header {
+    /// A scalar, str, bin or ext: `skip` payload bytes follow the header.
+    Leaf { skip: usize },
+    /// An array or map with this many child values (a map's entries count twice).
+    Container { children: usize, items: usize },
+}
+
+/// Reads the header at `buf[*pos]`, advancing `pos` past it (not past the payload).
+pub(crate) fn read_header(buf: &[u8], pos: &mut usize) -> Result<Header, DecodeError> {
+    let marker = *buf.get(*pos).ok_or(DecodeError::Truncated)?;
+    *pos += 1;
+    let mut be = |n: usize| -> Result<usize, DecodeError> {
+        let bytes = buf.get(*pos..*pos + n).ok_or(DecodeError::Truncated)?;
+        *pos += n;
+        Ok(bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
+    };
+    let header = match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Header::Leaf { skip: 0 },
+        0x80..=0x8f => container((marker & 0x0f) as usize, true),
+        0x90..=0x9f => container((marker & 0x0f) as usize, false),
+        0xa0..=0xbf => Header::Leaf {
+            skip: (marker & 0x1f) as usize,
+        },
+        0xc1 => return Err(DecodeError::ReservedMarker),
+        0xc4 | 0xd9 => Header::Leaf { skip: be(1)? },
+        0xc5 | 0xda => Header::Leaf { skip: be(2)? },
+        0xc6 | 0xdb => Header::Leaf { skip: be(4)? },
+        0xc7 => Header::Leaf { skip: be(1)? + 1 },
+        0xc8 => Header::Leaf { skip: be(2)? + 1 },
+        0xc9 => Header::Leaf { skip: be(4)? + 1 },
+        0xca => Header::Leaf { skip: 4 },
+        0xcb => Header::Leaf { skip: 8 },
+        0xcc | 0xd0 => Header::Leaf { skip: 1 },
+        0xcd | 0xd1 => Header::Leaf { skip: 2 },
+        0xce | 0xd2 => Header::Leaf { skip: 4 },
+        0xcf | 0xd3 => Header::Leaf { skip: 8 },
+        0xd4 => Header::Leaf { skip: 2 },
+        0xd5 => Header::Leaf { skip: 3 },
+        0xd6 => Header::Leaf { skip: 5 },
+        0xd7 => Header::Leaf { skip: 9 },
+        0xd8 => Header::Leaf { skip: 17 },
+        0xdc => container(be(2)?, false),
+        0xdd => container(be(4)?, false),
+        0xde => container(be(2)?, true),
+        0xdf => container(be(4)?, true),
+    };
+    Ok(header)
+}
+
+fn container(items: usize, is_map: bool) -> Header {
+    Header::Container {
+        children: if is_map { items * 2 } else { items },
+        items,
+    }
+}
+
+/// True for the markers of str and bin, whose length is checked against the str/bin limit.
+fn is_str_or_bin(marker: u8) -> bool {
+    matches!(marker, 0xa0..=0xbf | 0xc4..=0xc6 | 0xd9..=0xdb)
+}
+
+/// Walks one complete value starting at `*pos` and returns the position just past it.
+///
+/// `depth` is the nesting level of the value's container (0 for a top-level value). Structure
+/// errors (truncation, reserved markers) end the walk at once; limit violations are recorded in
+/// `violation` (the first one wins) and the walk goes on, so that the caller can still read the
+/// rest of the message, such as the call id to answer.
+pub(crate) fn skip_value(
+    buf: &[u8],
+    mut pos: usize,
+    depth: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+) -> Result<usize, DecodeError> {
+    // Remaining child values per open container: a heap stack, never the call stack.
+    let mut open: Vec<usize> = Vec::new();
+    let mut remaining = 1usize;
+    loop {
+        while remaining == 0 {
+            match open.pop() {
+                Some(parent) => remaining = parent,
+                None => return Ok(pos),
+            }
+        }
+        remaining -= 1;
+        let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
+        match read_header(buf, &mut pos)? {
+            Header::Leaf { skip } => {
+                if is_str_or_bin(marker) && skip > limits.max_str_bin_len {
+                    violation.get_or_insert(DecodeError::StrBinTooLong {
+                        len: skip,
+                        limit: limits.max_str_bin_len,
+                    });
+                }
+                if buf.len() - pos < skip {
+                    return Err(DecodeError::Truncated);
+                }
+                pos += skip;
+            }
+            Header::Container { children, items } => {
+                if items > limits.max_items {
+                    violation.get_or_insert(DecodeError::TooManyItems {
+                        len: items,
+                        limit: limits.max_items,
+                    });
+                }
+                // Every child takes at least one byte: a larger count is a lie.
+                if children > buf.len() - pos {
+                    return Err(DecodeError::Truncated);
+                }
+                if depth + open.len() + 1 > limits.max_depth {
+                    violation.get_or_insert(DecodeError::TooDeep {
+                        limit: limits.max_depth,
+                    });
+                }
+                open.push(remaining);
+                remaining = children;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(bytes: &[u8], limits: Limits) -> (Result<usize, DecodeError>, Option<DecodeError>) {
+        let mut violation = None;
+        let end = skip_value(bytes, 0, 0, &limits, &mut violation);
+        (end, violation)
+    }
+
+    #[test]
+    fn nested_arrays_beyond_the_depth_limit_are_flagged_without_recursion() {
+        // One million nested arrays would overflow any recursive decoder's stack.
+        let mut bytes = vec![0x91u8; 1_000_000];
+        bytes.push(0xc0);
+        let (end, violation) = scan(&bytes, Limits::default());
+        assert_eq!(end, Ok(bytes.len()));
+        assert_eq!(violation, Some(DecodeError::TooDeep { limit: 256 }));
+    }
+
+    #[test]
+    fn an_array_announcing_more_items_than_bytes_is_truncated() {
+        let (end, _) = scan(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01], Limits::default());
+        assert_eq!(end, Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn oversized_bin_is_a_violation_but_still_skippable() {
+        let limits = Limits {
+            max_str_bin_len: 3,
+            ..Limits::default()
+        };
+        let (end, violation) = scan(&[0xc4, 4, 1, 2, 3, 4], limits);
+        assert_eq!(end, Ok(6));
+        assert_eq!(
+            violation,
+            Some(DecodeError::StrBinTooLong { len: 4, limit: 3 })
+        );
+    }
+
+    #[test]
+    fn reserved_marker_is_rejected() {
+        assert_eq!(scan(&[0xc1], Limits::default()).0, Err(DecodeError::ReservedMarker));
+    }
+}

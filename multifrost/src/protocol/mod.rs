@@ -1,0 +1,16 @@
+//! The wire protocol `comlink_ipc_v4`: messages, value encoding and receive limits.
+//!
+//! See `PROTOCOL.md` of the project for the contract shared with the Python, Node and Go
+//! implementations.
+
+mod limits;
+mod message;
+mod value;
+
+pub use limits::{DecodeError, Limits};
+pub use message::{
+    encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output, encode_response,
+    encode_shutdown, new_id, unix_now, MessageKind, MessageWriter, RawMessage, APP_ID,
+    DEFAULT_NAMESPACE,
+};
+pub use value::{describe, short_type_name, EncodedValue, ValueError};

@@ -1,0 +1,54 @@
+//! Sockets and frames: the only place that talks to the zeromq crate.
+//!
+//! Frames follow PROTOCOL.md section 1: a parent sends `[empty, payload]`, a child receives
+//! `[routing id, empty, payload]` and answers with the same envelope. Receivers read the last
+//! frame as the payload, so a peer that leaves out the empty delimiter still works.
+
+use bytes::Bytes;
+use zeromq::ZmqMessage;
+
+pub(crate) use zeromq::prelude::{Socket, SocketRecv, SocketSend};
+pub(crate) use zeromq::{
+    DealerRecvHalf, DealerSendHalf, DealerSocket, RouterSendHalf, RouterSocket,
+    SocketEvent,
+};
+
+/// The frames a parent sends: an empty delimiter, then the payload.
+pub(crate) fn parent_frames(payload: Vec<u8>) -> ZmqMessage {
+    let mut message = ZmqMessage::from(Bytes::new());
+    message.push_back(Bytes::from(payload));
+    message
+}
+
+/// The frames a child sends to the parent with this routing id.
+pub(crate) fn child_frames(routing_id: Bytes, payload: Vec<u8>) -> ZmqMessage {
+    let mut message = ZmqMessage::from(routing_id);
+    message.push_back(Bytes::new());
+    message.push_back(Bytes::from(payload));
+    message
+}
+
+/// The payload of a received message: its last frame.
+pub(crate) fn payload(message: &ZmqMessage) -> Bytes {
+    message
+        .iter()
+        .last()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The routing id and payload of a message a ROUTER received, if it has both.
+pub(crate) fn routed(message: ZmqMessage) -> Option<(Bytes, Bytes)> {
+    let mut frames = message.into_vec().into_iter();
+    let routing_id = frames.next()?;
+    let payload = frames.next_back()?;
+    Some((routing_id, payload))
+}
+
+/// The port of a bound endpoint.
+pub(crate) fn endpoint_port(endpoint: &zeromq::Endpoint) -> Option<u16> {
+    match endpoint {
+        zeromq::Endpoint::Tcp(_, port) => Some(*port),
+        _ => None,
+    }
+}
