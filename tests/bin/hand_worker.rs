@@ -1,0 +1,132 @@
+//! A worker written against the `Worker` trait by hand, the way a dynamic worker would be.
+//! It exposes the cross-language math-worker contract plus a few test helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use multifrost::{CallError, EncodedValue, IncomingCall, Value, Worker};
+
+struct HandWorker;
+
+const FUNCTIONS: &[&str] = &[
+    "add", "multiply", "divide", "factorial", "fibonacci", "echo", "get_info", "throw_error",
+    "async_add", "fibonacci_async", "large_data", "sleep", "print_line", "get_metadata", "panic",
+    "exit",
+];
+
+fn arg<T: serde::de::DeserializeOwned>(call: &IncomingCall, index: usize, name: &str) -> Result<T, CallError> {
+    let value = call.args.get(index).ok_or_else(|| {
+        CallError::new(format!("{}: missing argument {} ({name})", call.function, index + 1))
+    })?;
+    value.decode().map_err(|err| {
+        CallError::new(format!("{}: argument {} ({name}): {err}", call.function, index + 1))
+    })
+}
+
+fn reply<T: serde::Serialize>(value: &T) -> Result<EncodedValue, CallError> {
+    EncodedValue::encode(value).map_err(|err| CallError::new(err.to_string()))
+}
+
+fn fibonacci(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a + b);
+    }
+    a
+}
+
+fn number(call: &IncomingCall, index: usize, name: &str) -> Result<Value, CallError> {
+    let value: Value = arg(call, index, name)?;
+    if value.is_number() {
+        Ok(value)
+    } else {
+        Err(CallError::new(format!("{}: argument {} ({name}): expected a number", call.function, index + 1)))
+    }
+}
+
+/// Adds or multiplies as integers when both are integers, else as floats.
+fn arithmetic(a: &Value, b: &Value, int_op: fn(i64, i64) -> Option<i64>, float_op: fn(f64, f64) -> f64) -> Value {
+    match (a.as_i64(), b.as_i64()) {
+        (Some(x), Some(y)) => int_op(x, y).map(Value::from).unwrap_or(Value::Nil),
+        _ => Value::from(float_op(a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0))),
+    }
+}
+
+#[multifrost::async_trait]
+impl Worker for HandWorker {
+    fn list_functions(&self) -> Vec<String> {
+        FUNCTIONS.iter().map(|name| name.to_string()).collect()
+    }
+
+    async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
+        match call.function.as_str() {
+            "add" | "async_add" => {
+                let sum = arithmetic(&number(&call, 0, "a")?, &number(&call, 1, "b")?, i64::checked_add, |x, y| x + y);
+                Ok(EncodedValue::from_value(&sum))
+            }
+            "multiply" => {
+                let product = arithmetic(&number(&call, 0, "a")?, &number(&call, 1, "b")?, i64::checked_mul, |x, y| x * y);
+                Ok(EncodedValue::from_value(&product))
+            }
+            "divide" => {
+                let (a, b): (f64, f64) = (arg(&call, 0, "a")?, arg(&call, 1, "b")?);
+                if b == 0.0 {
+                    return Err(CallError::new("Cannot divide by zero"));
+                }
+                reply(&(a / b))
+            }
+            "factorial" => {
+                let n: u64 = arg(&call, 0, "n")?;
+                let result = (1..=n).try_fold(1i64, |acc, k| acc.checked_mul(k as i64));
+                result.map_or_else(|| Err(CallError::new(format!("factorial({n}) overflows i64"))), |v| reply(&v))
+            }
+            "fibonacci" | "fibonacci_async" => reply(&fibonacci(arg(&call, 0, "n")?)),
+            "echo" => call.args.into_iter().next().ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
+            "get_info" => reply(&serde_json_like_info()),
+            "throw_error" => Err(CallError::new(arg::<String>(&call, 0, "message")?)),
+            "large_data" => {
+                let size: u64 = arg(&call, 0, "size")?;
+                let data: Vec<u64> = (0..size).collect();
+                reply(&LargeData { data, length: size })
+            }
+            "sleep" => {
+                let seconds: f64 = arg(&call, 0, "seconds")?;
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                reply(&seconds)
+            }
+            "print_line" => {
+                let text: String = arg(&call, 0, "text")?;
+                println!("{text}");
+                Ok(EncodedValue::nil())
+            }
+            "get_metadata" => Ok(EncodedValue::from_value(&Value::Map(call.context.metadata))),
+            "panic" => panic!("deliberate panic: {}", arg::<String>(&call, 0, "message")?),
+            "exit" => std::process::exit(arg(&call, 0, "code")?),
+            other => Err(CallError::function_not_found(other)),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct LargeData {
+    data: Vec<u64>,
+    length: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Info {
+    language: &'static str,
+    pid: u32,
+}
+
+fn serde_json_like_info() -> Info {
+    Info {
+        language: "rust",
+        pid: std::process::id(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    multifrost::run(HandWorker).await;
+}

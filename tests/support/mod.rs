@@ -1,0 +1,75 @@
+//! Shared helpers of the integration tests: the Python peer and its virtualenv.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// The virtualenv python with pyzmq and msgpack, created by scripts/python-env.sh on first use.
+/// Fails the test (never skips it) when the environment cannot be made.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let script = repo().join("scripts/python-env.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .output()
+                .expect("running scripts/python-env.sh");
+            assert!(
+                output.status.success(),
+                "scripts/python-env.sh failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        })
+        .clone()
+}
+
+/// The Python test peer script.
+pub fn peer_script() -> PathBuf {
+    repo().join("tests/python/comlink_peer.py")
+}
+
+/// The hand-written Rust worker binary.
+pub fn hand_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hand_worker"))
+}
+
+/// A worker running the Python test peer in spawn mode.
+pub fn python_worker() -> multifrost::ParentWorker {
+    multifrost::ParentWorker::spawn(peer_script())
+        .executable(python())
+        .args(["worker"])
+        .name("python-peer")
+}
+
+/// A worker running the hand-written Rust worker in spawn mode.
+pub fn rust_worker() -> multifrost::ParentWorker {
+    multifrost::ParentWorker::spawn(hand_worker()).name("hand-worker")
+}
+
+/// Whether a process with this pid exists (and is not a zombie we could still reap).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits (polling /proc, bounded) until the process is gone; true if it went.
+pub async fn wait_until_gone(pid: u32, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if !process_alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    !process_alive(pid)
+}
