@@ -73,3 +73,8 @@ pub async fn wait_until_gone(pid: u32, within: std::time::Duration) -> bool {
     }
     !process_alive(pid)
 }
+
+/// The parent used by the parent-death test.
+pub fn orphan_parent() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orphan_parent"))
+}
