@@ -31,6 +31,10 @@ pub enum Error {
     #[error("worker '{worker}' exited ({status})")]
     ChildExited { worker: String, status: ExitStatus },
 
+    /// The worker stopped answering heartbeats; calls in flight were failed.
+    #[error("worker '{worker}' is unresponsive: {misses} heartbeats in a row got no answer")]
+    Unresponsive { worker: String, misses: u32 },
+
     /// The connection to a worker that this handle did not spawn was lost.
     #[error("worker '{worker}' disconnected")]
     Disconnected { worker: String },
@@ -123,6 +127,7 @@ impl Error {
             self,
             Error::Timeout { .. }
                 | Error::ChildExited { .. }
+                | Error::Unresponsive { .. }
                 | Error::Disconnected { .. }
                 | Error::Protocol { .. }
                 | Error::Transport(_)

@@ -25,7 +25,10 @@ mod transport;
 
 pub use child::{run, CallContext, CallError, ChildRunner, IncomingCall, Worker};
 pub use error::{Error, ExitStatus, Result};
-pub use parent::{BlockingCaller, BlockingHandle, CallOptions, Caller, Dynamic, Handle, OutputEvent, OutputStream, ParentWorker, Service};
+pub use parent::{
+    BlockingCaller, BlockingHandle, CallOptions, Caller, CircuitState, Dynamic, Handle, MetricsSnapshot,
+    OutputEvent, OutputStream, ParentWorker, Service,
+};
 pub use protocol::{EncodedValue, Limits};
 
 /// Re-exported for implementing [`Worker`] by hand.

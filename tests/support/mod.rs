@@ -78,3 +78,23 @@ pub async fn wait_until_gone(pid: u32, within: std::time::Duration) -> bool {
 pub fn orphan_parent() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orphan_parent"))
 }
+
+/// Polls `condition` every 10 ms until it holds or `within` passes; true if it held.
+pub async fn eventually(within: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends `signal` to a process this test started.
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid as i32, signal) };
+}

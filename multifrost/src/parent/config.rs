@@ -63,6 +63,13 @@ pub(crate) struct WorkerConfig {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub max_in_flight: usize,
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeat_timeout: Duration,
+    pub heartbeat_max_misses: u32,
+    pub auto_restart: bool,
+    pub max_restart_attempts: u32,
+    pub circuit_threshold: u32,
+    pub circuit_cooldown: Duration,
     pub limits: Limits,
     pub output: OutputHandler,
 }
@@ -123,6 +130,13 @@ impl ParentWorker {
                 start_timeout: Duration::from_secs(30),
                 stop_timeout: Duration::from_secs(2),
                 max_in_flight: 10_000,
+                heartbeat_interval: Some(Duration::from_secs(5)),
+                heartbeat_timeout: Duration::from_secs(3),
+                heartbeat_max_misses: 3,
+                auto_restart: false,
+                max_restart_attempts: 5,
+                circuit_threshold: 5,
+                circuit_cooldown: Duration::from_secs(5),
                 limits: Limits::default(),
                 output: OutputHandler::default(),
             },
@@ -194,6 +208,60 @@ impl ParentWorker {
     /// their timeout. This bounds the parent's memory when the worker stalls.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.config.max_in_flight = max.max(1);
+        self
+    }
+
+    /// How often the parent sends a heartbeat (default 5 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.config.heartbeat_interval = Some(interval);
+        self
+    }
+
+    /// Sends no periodic heartbeats: a hung worker is then only noticed through call timeouts.
+    pub fn no_heartbeats(mut self) -> Self {
+        self.config.heartbeat_interval = None;
+        self
+    }
+
+    /// How long a heartbeat may take before it counts as missed (default 3 s).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.config.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Consecutive missed heartbeats after which the worker counts as unresponsive (default 3):
+    /// its pending calls fail with [`Error::Unresponsive`](crate::Error::Unresponsive), the
+    /// circuit opens, and with auto-restart the child is replaced.
+    pub fn heartbeat_max_misses(mut self, misses: u32) -> Self {
+        self.config.heartbeat_max_misses = misses.max(1);
+        self
+    }
+
+    /// Restart the child when it exits or stops answering heartbeats (default false; spawn
+    /// mode only). Handles keep working across restarts; calls in flight at the time fail.
+    pub fn auto_restart(mut self, enabled: bool) -> Self {
+        self.config.auto_restart = enabled;
+        self
+    }
+
+    /// Restart attempts in a row before giving up (default 5). Attempts back off from 100 ms,
+    /// doubling up to 5 s. A restarted child that answers one periodic heartbeat or one call
+    /// resets the count.
+    pub fn max_restart_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_restart_attempts = attempts;
+        self
+    }
+
+    /// Consecutive worker failures (timeouts, exits, disconnects) that open the circuit
+    /// (default 5). Remote errors are answers and never count.
+    pub fn circuit_threshold(mut self, failures: u32) -> Self {
+        self.config.circuit_threshold = failures.max(1);
+        self
+    }
+
+    /// How long an open circuit fails calls fast before letting one probe through (default 5 s).
+    pub fn circuit_cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.circuit_cooldown = cooldown;
         self
     }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::connection::{encode_args, CallOptions};
 use super::blocking::BlockingCaller;
 use super::shared::WorkerShared;
+use super::supervision::{CircuitState, MetricsSnapshot};
 use crate::error::{Error, ExitStatus, Result};
 use crate::protocol::EncodedValue;
 
@@ -117,14 +118,33 @@ impl<S> Handle<S> {
 
     /// Calls `function` with arguments already encoded as a msgpack array.
     pub async fn call_encoded(&self, function: &str, args: &EncodedValue, options: &CallOptions) -> Result<EncodedValue> {
-        let connection = self.shared.connection().await?;
-        connection.call(function, args, options).await
+        self.shared.call(function, args, options).await
     }
 
     /// Sends a heartbeat and returns its round-trip time.
     pub async fn heartbeat(&self) -> Result<Duration> {
         let connection = self.shared.connection().await?;
         connection.heartbeat(Duration::from_secs(3)).await
+    }
+
+    /// A snapshot of the worker's metrics (calls, latencies, heartbeats, breaker, restarts).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot(&self.shared.breaker)
+    }
+
+    /// The circuit breaker's state.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.shared.breaker.state()
+    }
+
+    /// True when the worker runs, is connected, and its circuit is closed.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.is_healthy()
+    }
+
+    /// How many times the worker was restarted automatically.
+    pub fn restart_count(&self) -> u64 {
+        self.shared.metrics.snapshot(&self.shared.breaker).restarts
     }
 
     /// The worker's name, as used in logs and errors.

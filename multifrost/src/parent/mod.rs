@@ -8,9 +8,11 @@ mod output;
 mod pending;
 mod process;
 mod shared;
+mod supervision;
 
 pub use blocking::{BlockingCaller, BlockingHandle};
 pub use config::ParentWorker;
 pub use connection::CallOptions;
 pub use handle::{Caller, Dynamic, Handle, Service};
 pub use output::{OutputEvent, OutputStream};
+pub use supervision::{CircuitState, MetricsSnapshot};

@@ -25,7 +25,6 @@ pub(crate) struct PendingCalls {
 struct PendingInner {
     waiting: HashMap<String, oneshot::Sender<Reply>>,
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
-    max_len: usize,
 }
 
 impl PendingCalls {
@@ -37,7 +36,6 @@ impl PendingCalls {
         }
         let (sender, receiver) = oneshot::channel();
         inner.waiting.insert(id.to_owned(), sender);
-        inner.max_len = inner.max_len.max(inner.waiting.len());
         Ok(receiver)
     }
 
@@ -77,6 +75,14 @@ impl PendingCalls {
         }
     }
 
+    /// Fails every call waiting now with `error()`, without closing: later calls may proceed.
+    pub fn fail_all(&self, error: impl Fn() -> Error) {
+        let drained: Vec<_> = self.inner.lock().expect("pending lock").waiting.drain().collect();
+        for (_, sender) in drained {
+            let _ = sender.send(Err(error()));
+        }
+    }
+
     /// The closing error, if closed.
     pub fn closed_error(&self) -> Option<Error> {
         self.inner.lock().expect("pending lock").closed.as_ref().map(|e| e())
@@ -87,10 +93,6 @@ impl PendingCalls {
         self.inner.lock().expect("pending lock").waiting.len()
     }
 
-    /// The most calls ever waiting at once.
-    pub fn max_len(&self) -> usize {
-        self.inner.lock().expect("pending lock").max_len
-    }
 }
 
 /// Removes its call from the table when dropped: a call that times out or is cancelled leaves

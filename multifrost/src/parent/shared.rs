@@ -1,14 +1,18 @@
-//! The state every handle of one worker shares: its lifecycle, process and connection.
+//! The state every handle of one worker shares: its lifecycle, process, connection, and the
+//! supervision around them (heartbeats, circuit breaker, restarts, metrics).
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
 use super::config::{Target, WorkerConfig};
-use super::connection::Connection;
+use super::connection::{CallOptions, Connection};
 use super::process::{forward_pipes, spawn_child, ProcessWatch};
+use super::supervision::{CircuitBreaker, Metrics};
 use crate::error::{Error, ExitStatus, Result};
+use crate::protocol::EncodedValue;
 use crate::transport::{self, DealerSocket, Socket, SocketEvent};
 
 /// Where the worker is in its life.
@@ -16,6 +20,8 @@ use crate::transport::{self, DealerSocket, Socket, SocketEvent};
 enum State {
     NotStarted,
     Running(Arc<Connection>),
+    /// Auto-restart gave up; the reason is what calls fail with.
+    Failed(Arc<str>),
     Stopped,
 }
 
@@ -24,18 +30,28 @@ pub(crate) struct WorkerShared {
     pub name: Arc<str>,
     state: RwLock<State>,
     process: Mutex<Option<ProcessWatch>>,
-    /// Serialises `start` and `stop`; calls made during a start wait on it.
+    /// Serialises `start`, `stop` and restarts; calls made during a start wait on it.
     lifecycle: tokio::sync::Mutex<()>,
+    pub breaker: CircuitBreaker,
+    pub metrics: Metrics,
+    /// Restarts since the worker last proved healthy.
+    restart_streak: AtomicU32,
+    /// Bumped on every state change, so calls can wait for a restart to finish.
+    state_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl WorkerShared {
     pub fn new(config: WorkerConfig) -> Arc<WorkerShared> {
         Arc::new(WorkerShared {
             name: config.name.as_str().into(),
+            breaker: CircuitBreaker::new(config.circuit_threshold, config.circuit_cooldown),
             config,
             state: RwLock::new(State::NotStarted),
             process: Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+            restart_streak: AtomicU32::new(0),
+            state_version: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -43,16 +59,53 @@ impl WorkerShared {
         self.state.read().expect("state lock").clone()
     }
 
-    /// The live connection, or the reason there is none. A call made while `start` runs waits
-    /// for it to finish.
-    pub async fn connection(&self) -> Result<Arc<Connection>> {
-        if let State::NotStarted = self.state() {
-            drop(self.lifecycle.lock().await);
+    fn set_state(&self, state: State) -> State {
+        let previous = std::mem::replace(&mut *self.state.write().expect("state lock"), state);
+        self.state_version.send_modify(|version| *version += 1);
+        previous
+    }
+
+    /// Waits until the state is no longer `Running(dead)`: a restart under way ends in a new
+    /// connection, or in `Failed` when it gives up.
+    async fn wait_for_restart(&self, dead: &Arc<Connection>) -> State {
+        let mut changes = self.state_version.subscribe();
+        loop {
+            match self.state() {
+                State::Running(current) if Arc::ptr_eq(&current, dead) => {}
+                state => return state,
+            }
+            if changes.changed().await.is_err() {
+                return self.state();
+            }
         }
-        match self.state() {
+    }
+
+    /// The live connection, or the reason there is none. A call made while `start` (or a
+    /// restart) runs waits for it to finish.
+    pub async fn connection(&self) -> Result<Arc<Connection>> {
+        let state = match self.state() {
+            State::NotStarted => {
+                drop(self.lifecycle.lock().await);
+                self.state()
+            }
+            State::Running(connection)
+                if self.config.auto_restart
+                    && matches!(self.config.target, Target::Spawn(_))
+                    && connection.pending.closed_error().is_some() =>
+            {
+                // The child died and a restart is under way: wait for its outcome.
+                self.wait_for_restart(&connection).await
+            }
+            state => state,
+        };
+        match state {
             State::Running(connection) => Ok(connection),
             State::NotStarted => Err(Error::NotStarted {
                 worker: self.name.to_string(),
+            }),
+            State::Failed(reason) => Err(Error::StartFailed {
+                worker: self.name.to_string(),
+                reason: reason.to_string(),
             }),
             State::Stopped => Err(Error::Stopped {
                 worker: self.name.to_string(),
@@ -72,7 +125,50 @@ impl WorkerShared {
         self.process.lock().expect("process lock").as_ref().and_then(|p| p.pid)
     }
 
+    /// True when the worker runs, its connection is open and its circuit is closed.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self.state(), State::Running(ref c) if c.pending.closed_error().is_none())
+            && self.breaker.state() == super::supervision::CircuitState::Closed
+    }
+
+    /// One call through the breaker, with metrics and tracing.
+    pub async fn call(&self, function: &str, args: &EncodedValue, options: &CallOptions) -> Result<EncodedValue> {
+        // The connection first: a call made during a restart waits for it, and a successful
+        // restart closes the circuit.
+        let connection = self.connection().await;
+        let Some(admission) = self.breaker.admit() else {
+            return Err(Error::CircuitOpen {
+                worker: self.name.to_string(),
+            });
+        };
+        let started = Instant::now();
+        let _in_flight = self.metrics.call_started();
+        let result = match connection {
+            Ok(connection) => connection.call(function, args, options).await,
+            Err(err) => Err(err),
+        };
+        let elapsed = started.elapsed();
+        self.metrics.call_finished(elapsed, result.is_ok());
+        match &result {
+            Ok(_) => {
+                self.breaker.on_success(admission);
+                self.restart_streak.store(0, Ordering::Relaxed);
+                tracing::trace!(worker = %self.name, function, ?elapsed, "call ok");
+            }
+            Err(err) if err.is_worker_failure() => {
+                self.breaker.on_failure(admission);
+                tracing::debug!(worker = %self.name, function, ?elapsed, error = %err, "call failed");
+            }
+            Err(err) => {
+                self.breaker.on_success(admission);
+                tracing::debug!(worker = %self.name, function, ?elapsed, error = %err, "call returned an error");
+            }
+        }
+        result
+    }
+
     /// Starts the worker unless it is already running; returns once it answered a heartbeat.
+    /// With auto-restart on, a failing start is retried like a restart.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
         let _lifecycle = self.lifecycle.lock().await;
         if let State::Running(connection) = self.state() {
@@ -80,13 +176,44 @@ impl WorkerShared {
                 return Ok(());
             }
         }
+        let mut attempt = 0;
+        loop {
+            match self.connect_once().await {
+                Ok(connection) => {
+                    self.go_live(connection);
+                    tracing::info!(worker = %self.name, pid = ?self.pid(), "worker started");
+                    return Ok(());
+                }
+                Err(err) if self.config.auto_restart && attempt < self.config.max_restart_attempts => {
+                    attempt += 1;
+                    tracing::warn!(worker = %self.name, attempt, error = %err, "start failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(err) => {
+                    if attempt > 0 {
+                        self.set_state(State::Failed(err.to_string().into()));
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Makes `connection` the live one and starts its heartbeats.
+    fn go_live(self: &Arc<Self>, connection: Arc<Connection>) {
+        if let Some(interval) = self.config.heartbeat_interval {
+            let task = tokio::spawn(heartbeat_loop(Arc::downgrade(self), connection.clone(), interval));
+            connection.add_task(task.abort_handle());
+        }
+        self.set_state(State::Running(connection));
+    }
+
+    async fn connect_once(self: &Arc<Self>) -> Result<Arc<Connection>> {
         let deadline = Instant::now() + self.config.start_timeout;
-        let connection = match &self.config.target {
-            Target::Spawn(_) => self.start_spawned(deadline).await?,
-            Target::Endpoint(endpoint) => self.start_connected(endpoint, deadline).await?,
-        };
-        *self.state.write().expect("state lock") = State::Running(connection);
-        Ok(())
+        match &self.config.target {
+            Target::Spawn(_) => self.start_spawned(deadline).await,
+            Target::Endpoint(endpoint) => self.start_connected(endpoint, deadline).await,
+        }
     }
 
     fn start_failed(&self, reason: impl std::fmt::Display) -> Error {
@@ -107,21 +234,27 @@ impl WorkerShared {
             .bind("tcp://127.0.0.1:0")
             .await
             .map_err(|e| self.start_failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
-        let port = transport::endpoint_port(&endpoint)
-            .ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
+        let port = transport::endpoint_port(&endpoint).ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
         let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.default_timeout,
-        );
+        let connection = Connection::new(self.name.clone(), sender, self.config.max_in_flight, self.config.default_timeout);
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
 
-        let mut child = spawn_child(spec, port, &self.name)?;
-        forward_pipes(&mut child, &self.name, &self.config.output);
+        // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
+        // rather than to whatever thread happens to poll `start`.
+        let spawn = {
+            let spec = spec.clone();
+            let name = self.name.clone();
+            let output = self.config.output.clone();
+            tokio::spawn(async move {
+                let mut child = spawn_child(&spec, port, &name)?;
+                forward_pipes(&mut child, &name, &output);
+                Ok::<_, Error>(child)
+            })
+        };
+        let child = spawn.await.map_err(|e| self.start_failed(e))??;
         let on_exit = {
             let connection = connection.clone();
+            let weak = Arc::downgrade(self);
             let worker = self.name.clone();
             move |status: ExitStatus| {
                 tracing::info!(worker = %worker, %status, "worker process exited");
@@ -129,6 +262,9 @@ impl WorkerShared {
                     worker: worker.to_string(),
                     status,
                 });
+                if let Some(shared) = weak.upgrade() {
+                    shared.restart_if_current(&connection);
+                }
             }
         };
         let mut process = ProcessWatch::start(child, on_exit);
@@ -155,10 +291,7 @@ impl WorkerShared {
         let ready = match accepted {
             Ok(Ok(())) => self.probe(&connection, deadline).await,
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(self.start_failed(format!(
-                "the process did not connect within {:?}",
-                self.config.start_timeout
-            ))),
+            Err(_) => Err(self.start_failed(format!("the process did not connect within {:?}", self.config.start_timeout))),
         };
         if let Err(err) = ready {
             process.kill().await;
@@ -186,15 +319,15 @@ impl WorkerShared {
         match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => return Err(self.start_failed(format!("cannot connect to {endpoint}: {err}"))),
-            Err(_) => return Err(self.start_failed(format!("{endpoint} did not answer within {:?}", self.config.start_timeout))),
+            Err(_) => {
+                return Err(self.start_failed(format!(
+                    "{endpoint} did not answer within {:?}",
+                    self.config.start_timeout
+                )))
+            }
         }
         let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.default_timeout,
-        );
+        let connection = Connection::new(self.name.clone(), sender, self.config.max_in_flight, self.config.default_timeout);
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected { worker: String::new() });
@@ -213,10 +346,7 @@ impl WorkerShared {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(self.start_failed(format!(
-                    "no answer to heartbeats within {:?}",
-                    self.config.start_timeout
-                )));
+                return Err(self.start_failed(format!("no answer to heartbeats within {:?}", self.config.start_timeout)));
             }
             match connection.heartbeat(left.min(Duration::from_secs(1))).await {
                 Ok(_) => return Ok(()),
@@ -226,11 +356,75 @@ impl WorkerShared {
         }
     }
 
+    /// With auto-restart on, replaces the child behind `dead` (if it is still the live one).
+    fn restart_if_current(self: &Arc<Self>, dead: &Arc<Connection>) {
+        if !self.config.auto_restart || !matches!(self.config.target, Target::Spawn(_)) {
+            return;
+        }
+        let shared = self.clone();
+        let dead = dead.clone();
+        tokio::spawn(async move { shared.restart(dead).await });
+    }
+
+    async fn restart(self: Arc<Self>, dead: Arc<Connection>) {
+        let _lifecycle = self.lifecycle.lock().await;
+        match self.state() {
+            State::Running(current) if Arc::ptr_eq(&current, &dead) => {}
+            _ => return, // Stopped, or already replaced.
+        }
+        let old = self.process.lock().expect("process lock").take();
+        if let Some(mut old) = old {
+            old.kill().await;
+        }
+        loop {
+            let attempt = self.restart_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            if attempt > self.config.max_restart_attempts {
+                let reason = format!(
+                    "gave up after {} restart attempts in a row",
+                    self.config.max_restart_attempts
+                );
+                tracing::error!(worker = %self.name, "{reason}");
+                self.set_state(State::Failed(reason.into()));
+                return;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            match self.connect_once().await {
+                Ok(connection) => {
+                    self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.breaker.close();
+                    self.go_live(connection);
+                    tracing::info!(worker = %self.name, pid = ?self.pid(), attempt, "worker restarted");
+                    return;
+                }
+                Err(err) => tracing::warn!(worker = %self.name, attempt, error = %err, "restart failed"),
+            }
+        }
+    }
+
+    /// Heartbeats were exhausted: fail what is in flight, open the circuit, maybe restart.
+    fn unresponsive(self: &Arc<Self>, connection: &Arc<Connection>, misses: u32) {
+        tracing::warn!(worker = %self.name, misses, "worker unresponsive");
+        let worker = self.name.clone();
+        connection.pending.fail_all(|| Error::Unresponsive {
+            worker: worker.to_string(),
+            misses,
+        });
+        self.breaker.trip();
+        if self.config.auto_restart {
+            let worker = self.name.clone();
+            connection.close(move || Error::Unresponsive {
+                worker: worker.to_string(),
+                misses,
+            });
+            self.restart_if_current(connection);
+        }
+    }
+
     /// Stops the worker: `shutdown`, a short wait for a clean exit, then a kill. In connect mode
     /// it only disconnects. Returns the process's exit status in spawn mode.
     pub async fn stop(&self) -> Option<ExitStatus> {
         let _lifecycle = self.lifecycle.lock().await;
-        let previous = std::mem::replace(&mut *self.state.write().expect("state lock"), State::Stopped);
+        let previous = self.set_state(State::Stopped);
         let process = self.process.lock().expect("process lock").take();
         let State::Running(connection) = previous else {
             return None;
@@ -248,7 +442,45 @@ impl WorkerShared {
         }
         let worker = self.name.clone();
         connection.close(move || Error::Stopped { worker: worker.to_string() });
+        tracing::info!(worker = %self.name, status = ?status, "worker stopped");
         status
+    }
+}
+
+/// Delay before restart attempt `attempt` (1-based): 100 ms doubling, at most 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.saturating_sub(1).min(6))).min(Duration::from_secs(5))
+}
+
+/// Sends a heartbeat every `interval` on its own task, so a long call never delays it.
+async fn heartbeat_loop(shared: Weak<WorkerShared>, connection: Arc<Connection>, interval: Duration) {
+    let mut misses = 0u32;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(timeout) = shared.upgrade().map(|s| s.config.heartbeat_timeout) else {
+            return;
+        };
+        let outcome = connection.heartbeat(timeout).await;
+        let Some(shared) = shared.upgrade() else { return };
+        match outcome {
+            Ok(rtt) => {
+                misses = 0;
+                shared.metrics.heartbeat_answered(rtt);
+                shared.breaker.on_heartbeat();
+                shared.restart_streak.store(0, Ordering::Relaxed);
+            }
+            Err(Error::Timeout { .. }) => {
+                misses += 1;
+                shared.metrics.heartbeat_missed();
+                tracing::warn!(worker = %shared.name, misses, "heartbeat missed");
+                if misses >= shared.config.heartbeat_max_misses {
+                    shared.unresponsive(&connection, misses);
+                }
+            }
+            Err(_) => return, // The connection is closed.
+        }
     }
 }
 
@@ -256,11 +488,9 @@ impl Drop for WorkerShared {
     fn drop(&mut self) {
         // The last handle is gone: kill the child (ProcessWatch's drop) and stop the tasks.
         self.process.lock().map(|mut p| p.take()).ok();
-        if let Ok(state) = self.state.get_mut() {
-            if let State::Running(connection) = state {
-                let worker = self.name.clone();
-                connection.close(move || Error::Stopped { worker: worker.to_string() });
-            }
+        if let Ok(State::Running(connection)) = self.state.get_mut() {
+            let worker = self.name.clone();
+            connection.close(move || Error::Stopped { worker: worker.to_string() });
         }
     }
 }
