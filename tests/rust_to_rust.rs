@@ -317,3 +317,28 @@ async fn heartbeat_returns_a_round_trip_time() {
     assert!(rtt > Duration::ZERO && rtt < Duration::from_secs(3), "{rtt:?}");
     handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_shared_token_set_on_both_sides_lets_calls_through() {
+    let worker = support::rust_worker().auth_token("open-sesame");
+    let handle = worker.handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_child_with_a_token_rejects_calls_without_it() {
+    let worker = support::rust_worker().env("MULTIFROST_AUTH_TOKEN", "open-sesame");
+    let handle = worker.handle();
+    handle.start().await.unwrap();
+    let err = handle.call_dyn::<i64>("add", (1, 2)).await.unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }), "{err:?}");
+    assert!(err.to_string().contains("Unauthorized"), "{err}");
+    let wrong = CallOptions::new().metadata("auth_token", "guess");
+    let err = handle.call_dyn_with::<i64>("add", (1, 2), &wrong).await.unwrap_err();
+    assert!(err.to_string().contains("Unauthorized"), "{err}");
+    // Heartbeats still work: the token guards calls only.
+    handle.heartbeat().await.unwrap();
+    handle.stop().await;
+}

@@ -4,5 +4,5 @@ mod output;
 mod serve;
 mod worker;
 
-pub use serve::{run, ChildRunner, PORT_ENV};
+pub use serve::{run, ChildRunner, AUTH_TOKEN_ENV, AUTH_TOKEN_KEY, PORT_ENV};
 pub use worker::{CallContext, CallError, IncomingCall, Worker};

@@ -20,6 +20,11 @@ use crate::transport::{self, RouterSendHalf, RouterSocket, Socket, SocketEvent, 
 /// The environment variable that carries the parent's port in spawn mode.
 pub const PORT_ENV: &str = "COMLINK_ZMQ_PORT";
 
+/// The environment variable a child reads its shared token from.
+pub const AUTH_TOKEN_ENV: &str = "MULTIFROST_AUTH_TOKEN";
+/// The metadata key that carries the shared token.
+pub const AUTH_TOKEN_KEY: &str = "auth_token";
+
 /// How many distinct parents a child remembers for forwarding its output.
 const MAX_KNOWN_PARENTS: usize = 16;
 
@@ -46,6 +51,7 @@ pub struct ChildRunner<W> {
     limits: Limits,
     capture_output: bool,
     service_id: Option<String>,
+    auth_token: Option<String>,
 }
 
 impl<W: Worker> ChildRunner<W> {
@@ -56,6 +62,7 @@ impl<W: Worker> ChildRunner<W> {
             limits: Limits::default(),
             capture_output: true,
             service_id: None,
+            auth_token: std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         }
     }
 
@@ -77,6 +84,14 @@ impl<W: Worker> ChildRunner<W> {
         self
     }
 
+    /// Require this shared token in every call's `metadata.auth_token` (default: the value of
+    /// `MULTIFROST_AUTH_TOKEN`, if set). Calls without it get an error reply. A guard against
+    /// accidental cross-talk, not cryptography: the token travels in clear text.
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(token.into());
+        self
+    }
+
     /// Serves until shutdown; returns the fatal error instead of exiting.
     pub async fn serve(self) -> Result<()> {
         match spawn_mode_port()? {
@@ -93,7 +108,7 @@ impl<W: Worker> ChildRunner<W> {
                     .connect(&endpoint)
                     .await
                     .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-                Server::new(self.worker, self.limits)
+                Server::new(self.worker, self.limits, self.auth_token)
                     .serve(socket, monitor, output, true)
                     .await
             }
@@ -132,17 +147,19 @@ struct Server<W> {
     functions: HashSet<String>,
     namespace: String,
     limits: Limits,
+    auth_token: Option<String>,
     parents: Mutex<Vec<Bytes>>,
     stop: Notify,
 }
 
 impl<W: Worker> Server<W> {
-    fn new(worker: Arc<W>, limits: Limits) -> Arc<Self> {
+    fn new(worker: Arc<W>, limits: Limits, auth_token: Option<String>) -> Arc<Self> {
         Arc::new(Server {
             functions: worker.list_functions().into_iter().collect(),
             namespace: worker.namespace().to_owned(),
             worker,
             limits,
+            auth_token,
             parents: Mutex::new(Vec::new()),
             stop: Notify::new(),
         })
@@ -303,6 +320,18 @@ impl<W: Worker> Server<W> {
         if !self.functions.contains(&function) {
             return refuse(CallError::function_not_found(&function));
         }
+        let metadata = message.metadata();
+        if let Some(expected) = &self.auth_token {
+            let given = metadata
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
+                .and_then(|(_, v)| v.as_str());
+            if given != Some(expected.as_str()) {
+                return refuse(CallError::new(
+                    "Unauthorized: this worker requires a shared token in metadata.auth_token",
+                ));
+            }
+        }
         let call = IncomingCall {
             args: message.args().unwrap_or_default(),
             context: CallContext {
@@ -313,7 +342,7 @@ impl<W: Worker> Server<W> {
                     .flatten()
                     .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
                 client_name: message.client_name.clone(),
-                metadata: message.metadata(),
+                metadata,
             },
             function,
         };

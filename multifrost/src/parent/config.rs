@@ -10,6 +10,7 @@ use super::blocking::BlockingHandle;
 use super::handle::{Dynamic, Handle, Service};
 use super::output::{OutputEvent, OutputHandler};
 use super::shared::WorkerShared;
+use crate::child::AUTH_TOKEN_ENV;
 use crate::protocol::Limits;
 
 /// How the worker is reached.
@@ -72,6 +73,7 @@ pub(crate) struct WorkerConfig {
     pub circuit_cooldown: Duration,
     pub limits: Limits,
     pub output: OutputHandler,
+    pub auth_token: Option<String>,
 }
 
 /// A worker process (spawn mode) or service (connect mode), not yet started.
@@ -139,6 +141,7 @@ impl ParentWorker {
                 circuit_cooldown: Duration::from_secs(5),
                 limits: Limits::default(),
                 output: OutputHandler::default(),
+                auth_token: None,
             },
             shared: std::sync::OnceLock::new(),
         }
@@ -262,6 +265,19 @@ impl ParentWorker {
     /// How long an open circuit fails calls fast before letting one probe through (default 5 s).
     pub fn circuit_cooldown(mut self, cooldown: Duration) -> Self {
         self.config.circuit_cooldown = cooldown;
+        self
+    }
+
+    /// A shared token sent with every call (`metadata.auth_token`); in spawn mode the child
+    /// also gets it as `MULTIFROST_AUTH_TOKEN`, and a multifrost child configured with a token
+    /// rejects calls that lack it. This guards against accidental cross-talk between services
+    /// on one machine; it is not cryptography (the token travels in clear text).
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        if let Target::Spawn(spec) = &mut self.config.target {
+            spec.env.push((AUTH_TOKEN_ENV.into(), token.clone().into()));
+        }
+        self.config.auth_token = Some(token);
         self
     }
 

@@ -10,6 +10,7 @@ use tokio::task::AbortHandle;
 
 use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
+use crate::child::AUTH_TOKEN_KEY;
 use crate::error::Error;
 use crate::protocol::{
     encode_heartbeat, encode_shutdown, new_id, unix_now, EncodedValue, Limits, MessageKind,
@@ -77,6 +78,8 @@ pub(crate) struct Connection {
     slots: Semaphore,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
     default_timeout: Option<Duration>,
+    /// `metadata.auth_token` of every call, already encoded.
+    auth_token: Option<EncodedValue>,
 }
 
 impl Connection {
@@ -85,6 +88,7 @@ impl Connection {
         sender: DealerSendHalf,
         max_in_flight: usize,
         default_timeout: Option<Duration>,
+        auth_token: Option<&str>,
     ) -> Arc<Connection> {
         Arc::new(Connection {
             worker,
@@ -93,6 +97,7 @@ impl Connection {
             slots: Semaphore::new(max_in_flight),
             tasks: std::sync::Mutex::new(Vec::new()),
             default_timeout,
+            auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
         })
     }
 
@@ -193,7 +198,7 @@ impl Connection {
             worker: self.worker.to_string(),
         })?;
         let id = new_id();
-        let payload = encode_call(&id, function, args, options, timeout)?;
+        let payload = encode_call(&id, function, args, options, timeout, self.auth_token.as_ref())?;
         let remaining = timeout.map(|limit| limit.saturating_sub(started.elapsed()));
         let reply = self.round_trip(&id, payload, remaining, function).await?;
         match reply.kind {
@@ -237,6 +242,7 @@ fn encode_call(
     args: &EncodedValue,
     options: &CallOptions,
     timeout: Option<Duration>,
+    auth_token: Option<&EncodedValue>,
 ) -> Result<Vec<u8>, Error> {
     let args_bytes = match args.as_bytes()[0] {
         0x90..=0x9f | 0xdc | 0xdd => args.as_bytes(),
@@ -271,6 +277,9 @@ fn encode_call(
         metadata.push(("deadline", &deadline));
     }
     metadata.extend(options.metadata.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+    if let Some(token) = auth_token {
+        metadata.push((AUTH_TOKEN_KEY, token.as_bytes()));
+    }
     writer.map_field("metadata", metadata.into_iter());
     Ok(writer.finish())
 }

@@ -236,7 +236,13 @@ impl WorkerShared {
             .map_err(|e| self.start_failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
         let port = transport::endpoint_port(&endpoint).ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
         let (sender, receiver) = socket.split();
-        let connection = Connection::new(self.name.clone(), sender, self.config.max_in_flight, self.config.default_timeout);
+        let connection = Connection::new(
+            self.name.clone(),
+            sender,
+            self.config.max_in_flight,
+            self.config.default_timeout,
+            self.config.auth_token.as_deref(),
+        );
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
 
         // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
@@ -327,7 +333,13 @@ impl WorkerShared {
             }
         }
         let (sender, receiver) = socket.split();
-        let connection = Connection::new(self.name.clone(), sender, self.config.max_in_flight, self.config.default_timeout);
+        let connection = Connection::new(
+            self.name.clone(),
+            sender,
+            self.config.max_in_flight,
+            self.config.default_timeout,
+            self.config.auth_token.as_deref(),
+        );
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected { worker: String::new() });
