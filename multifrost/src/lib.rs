@@ -21,6 +21,7 @@ pub mod child;
 mod error;
 pub mod parent;
 pub mod protocol;
+pub mod registry;
 mod transport;
 
 pub use child::{run, CallContext, CallError, ChildRunner, IncomingCall, Worker};

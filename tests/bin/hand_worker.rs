@@ -126,7 +126,13 @@ fn serde_json_like_info() -> Info {
     }
 }
 
+/// `hand_worker` serves in spawn mode; `hand_worker --service <id>` in connect mode.
 #[tokio::main]
 async fn main() {
-    multifrost::run(HandWorker).await;
+    let args: Vec<String> = std::env::args().collect();
+    let mut runner = multifrost::ChildRunner::new(HandWorker);
+    if let Some(at) = args.iter().position(|a| a == "--service") {
+        runner = runner.service_id(args.get(at + 1).expect("--service <id>").clone());
+    }
+    runner.run().await;
 }

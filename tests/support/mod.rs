@@ -98,3 +98,31 @@ pub fn signal(pid: u32, signal: i32) {
     // SAFETY: plain kill(2).
     unsafe { libc::kill(pid as i32, signal) };
 }
+
+/// A temporary HOME folder (for an isolated service registry), removed when dropped.
+pub struct TempHome(pub PathBuf);
+
+impl TempHome {
+    pub fn new(tag: &str) -> TempHome {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "multifrost-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp home");
+        TempHome(dir)
+    }
+
+    /// The registry inside this HOME.
+    pub fn registry(&self) -> multifrost::registry::Registry {
+        multifrost::registry::Registry::at(self.0.join(".multifrost"))
+    }
+}
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

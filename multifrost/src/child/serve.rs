@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Notify};
 use super::output::{capture_stdio, OutputLine};
 use super::worker::{CallContext, CallError, IncomingCall, Worker};
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 use crate::protocol::{
     encode_error, encode_heartbeat_reply, encode_output, encode_response, Limits, MessageKind,
     RawMessage, DEFAULT_NAMESPACE,
@@ -35,9 +36,7 @@ const MAX_KNOWN_PARENTS: usize = 16;
 /// In spawn mode (`COMLINK_ZMQ_PORT` set by the parent) the child's own stdout and stderr are
 /// captured and forwarded to the parent as `stdout` / `stderr` messages.
 pub async fn run<W: Worker>(worker: W) {
-    if let Err(err) = ChildRunner::new(worker).serve().await {
-        fatal(&err);
-    }
+    ChildRunner::new(worker).run().await
 }
 
 fn fatal(err: &Error) -> ! {
@@ -52,6 +51,8 @@ pub struct ChildRunner<W> {
     capture_output: bool,
     service_id: Option<String>,
     auth_token: Option<String>,
+    bind_address: std::net::IpAddr,
+    registry: Option<Registry>,
 }
 
 impl<W: Worker> ChildRunner<W> {
@@ -63,6 +64,8 @@ impl<W: Worker> ChildRunner<W> {
             capture_output: true,
             service_id: None,
             auth_token: std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
+            registry: None,
         }
     }
 
@@ -92,36 +95,86 @@ impl<W: Worker> ChildRunner<W> {
         self
     }
 
+    /// The address a connect-mode service binds (default `127.0.0.1`). The protocol has no
+    /// authentication: binding another interface exposes every method to that network, so it
+    /// is an explicit choice (see also [`auth_token`](Self::auth_token)).
+    pub fn bind_address(mut self, address: std::net::IpAddr) -> Self {
+        self.bind_address = address;
+        self
+    }
+
+    /// The registry to register in (default `~/.multifrost`, honouring `HOME`).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Serves until shutdown; on a fatal error prints it to stderr and exits with status 1.
+    pub async fn run(self) {
+        if let Err(err) = self.serve().await {
+            fatal(&err);
+        }
+    }
+
     /// Serves until shutdown; returns the fatal error instead of exiting.
+    ///
+    /// Spawn mode when `COMLINK_ZMQ_PORT` is set and non-empty (it wins over a service id);
+    /// otherwise connect mode under the [`service_id`](Self::service_id).
     pub async fn serve(self) -> Result<()> {
         match spawn_mode_port()? {
-            Some(port) => {
-                let output = if self.capture_output {
-                    Some(capture_stdio().map_err(|e| Error::io("capturing stdout/stderr", e))?)
-                } else {
-                    None
-                };
-                let mut socket = RouterSocket::new();
-                let monitor = socket.monitor();
-                let endpoint = format!("tcp://127.0.0.1:{port}");
-                socket
-                    .connect(&endpoint)
-                    .await
-                    .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-                Server::new(self.worker, self.limits, self.auth_token)
-                    .serve(socket, monitor, output, true)
-                    .await
-            }
-            None => match self.service_id {
-                Some(_) => Err(Error::Config(
-                    "connect mode (serving under a service id) is not available yet".into(),
-                )),
+            Some(port) => self.serve_spawned(port).await,
+            None => match self.service_id.clone() {
+                Some(id) => self.serve_service(&id).await,
                 None => Err(Error::Config(format!(
                     "{PORT_ENV} is not set and no service id was given: start this worker from a \
                      multifrost parent (spawn mode) or give it a service id (connect mode)"
                 ))),
             },
         }
+    }
+
+    async fn serve_spawned(self, port: u16) -> Result<()> {
+        let output = if self.capture_output {
+            Some(capture_stdio().map_err(|e| Error::io("capturing stdout/stderr", e))?)
+        } else {
+            None
+        };
+        let mut socket = RouterSocket::new();
+        let monitor = socket.monitor();
+        let endpoint = format!("tcp://127.0.0.1:{port}");
+        socket
+            .connect(&endpoint)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
+        Server::new(self.worker, self.limits, self.auth_token)
+            .serve(socket, monitor, output, true)
+            .await
+    }
+
+    /// Connect mode: register the id, bind, serve, and unregister however serving ends.
+    async fn serve_service(self, service_id: &str) -> Result<()> {
+        let registry = match self.registry.clone() {
+            Some(registry) => registry,
+            None => Registry::default_location()?,
+        };
+        let pid = std::process::id();
+        let port = registry.register(service_id, pid).await?;
+        let mut socket = RouterSocket::new();
+        let monitor = socket.monitor();
+        let endpoint = format!("tcp://{}:{port}", self.bind_address);
+        let served = match socket.bind(&endpoint).await {
+            Ok(_) => {
+                tracing::info!(service_id, %endpoint, "service registered and listening");
+                Server::new(self.worker, self.limits, self.auth_token)
+                    .serve(socket, monitor, None, false)
+                    .await
+            }
+            Err(err) => Err(Error::Transport(format!("cannot listen on {endpoint}: {err}"))),
+        };
+        if let Err(err) = registry.unregister(service_id, pid).await {
+            tracing::warn!(service_id, "could not unregister: {err}");
+        }
+        served
     }
 }
 

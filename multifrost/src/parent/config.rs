@@ -12,6 +12,7 @@ use super::output::{OutputEvent, OutputHandler};
 use super::shared::WorkerShared;
 use crate::child::AUTH_TOKEN_ENV;
 use crate::protocol::Limits;
+use crate::registry::Registry;
 
 /// How the worker is reached.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub(crate) enum Target {
     Spawn(SpawnSpec),
     /// Connect to a worker already listening at this endpoint (`tcp://host:port`).
     Endpoint(String),
+    /// Look a service up in the registry by id, then connect to it.
+    Service { id: String, discovery_timeout: Duration },
 }
 
 /// The program to start in spawn mode.
@@ -74,6 +77,17 @@ pub(crate) struct WorkerConfig {
     pub limits: Limits,
     pub output: OutputHandler,
     pub auth_token: Option<String>,
+    pub registry: Option<Registry>,
+}
+
+impl WorkerConfig {
+    /// The registry connect mode looks services up in.
+    pub fn registry(&self) -> crate::Result<Registry> {
+        match &self.registry {
+            Some(registry) => Ok(registry.clone()),
+            None => Registry::default_location(),
+        }
+    }
 }
 
 /// A worker process (spawn mode) or service (connect mode), not yet started.
@@ -116,6 +130,36 @@ impl ParentWorker {
         )
     }
 
+    /// A long-running service registered under `service_id` (connect mode), found in the
+    /// registry shared with every language (`~/.multifrost/services.json`). `start()` waits up
+    /// to the [discovery timeout](Self::discovery_timeout) (default 5 s) for it to appear.
+    /// `stop()` disconnects but never stops the service. If the service goes away and comes
+    /// back (maybe on a new port), the next call looks it up again.
+    pub fn connect(service_id: impl Into<String>) -> ParentWorker {
+        let id = service_id.into();
+        ParentWorker::with_target(
+            id.clone(),
+            Target::Service {
+                id,
+                discovery_timeout: Duration::from_secs(5),
+            },
+        )
+    }
+
+    /// The registry to look services up in (default `~/.multifrost`, honouring `HOME`).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.config.registry = Some(registry);
+        self
+    }
+
+    /// How long `start()` waits for a service to appear in the registry (default 5 s).
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        if let Target::Service { discovery_timeout, .. } = &mut self.config.target {
+            *discovery_timeout = timeout;
+        }
+        self
+    }
+
     /// A worker already listening at `endpoint` (`tcp://host:port`), for example on another
     /// machine. `stop()` disconnects but never stops the remote process.
     pub fn connect_endpoint(endpoint: impl Into<String>) -> ParentWorker {
@@ -142,6 +186,7 @@ impl ParentWorker {
                 limits: Limits::default(),
                 output: OutputHandler::default(),
                 auth_token: None,
+                registry: None,
             },
             shared: std::sync::OnceLock::new(),
         }
@@ -150,7 +195,7 @@ impl ParentWorker {
     fn spec(&mut self) -> &mut SpawnSpec {
         match &mut self.config.target {
             Target::Spawn(spec) => spec,
-            Target::Endpoint(_) => panic!("spawn options only apply to ParentWorker::spawn"),
+            _ => panic!("spawn options only apply to ParentWorker::spawn"),
         }
     }
 

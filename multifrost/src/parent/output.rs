@@ -31,15 +31,12 @@ pub struct OutputEvent<'a> {
     pub from_message: bool,
 }
 
-/// The user's output callback, or the default that emits `tracing` events.
-#[derive(Clone)]
-pub(crate) struct OutputHandler(Option<Arc<dyn Fn(&OutputEvent<'_>) + Send + Sync>>);
+/// A user's output callback.
+type OutputCallback = Arc<dyn Fn(&OutputEvent<'_>) + Send + Sync>;
 
-impl Default for OutputHandler {
-    fn default() -> Self {
-        OutputHandler(None)
-    }
-}
+/// The user's output callback, or the default that emits `tracing` events.
+#[derive(Clone, Default)]
+pub(crate) struct OutputHandler(Option<OutputCallback>);
 
 impl OutputHandler {
     pub fn new(handler: impl Fn(&OutputEvent<'_>) + Send + Sync + 'static) -> Self {

@@ -38,11 +38,17 @@ pub(crate) struct WorkerShared {
     restart_streak: AtomicU32,
     /// Bumped on every state change, so calls can wait for a restart to finish.
     state_version: tokio::sync::watch::Sender<u64>,
+    /// This value itself, for tasks started from `&self` methods.
+    self_ref: Weak<WorkerShared>,
 }
+
+/// How long a call waits for a lost service to be reached again before failing.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl WorkerShared {
     pub fn new(config: WorkerConfig) -> Arc<WorkerShared> {
-        Arc::new(WorkerShared {
+        Arc::new_cyclic(|self_ref| WorkerShared {
+            self_ref: self_ref.clone(),
             name: config.name.as_str().into(),
             breaker: CircuitBreaker::new(config.circuit_threshold, config.circuit_cooldown),
             config,
@@ -88,13 +94,14 @@ impl WorkerShared {
                 drop(self.lifecycle.lock().await);
                 self.state()
             }
-            State::Running(connection)
-                if self.config.auto_restart
-                    && matches!(self.config.target, Target::Spawn(_))
-                    && connection.pending.closed_error().is_some() =>
-            {
-                // The child died and a restart is under way: wait for its outcome.
-                self.wait_for_restart(&connection).await
+            State::Running(connection) if connection.pending.closed_error().is_some() => {
+                match self.config.target {
+                    // The child died and a restart is under way: wait for its outcome.
+                    Target::Spawn(_) if self.config.auto_restart => self.wait_for_restart(&connection).await,
+                    Target::Spawn(_) => State::Running(connection),
+                    // A service may have come back, maybe on another port: look again.
+                    _ => return self.reconnect(connection).await,
+                }
             }
             state => state,
         };
@@ -111,6 +118,40 @@ impl WorkerShared {
                 worker: self.name.to_string(),
             }),
         }
+    }
+
+    /// Connect mode: replaces a lost connection, if the service can be reached again now.
+    /// Fails at once (with the reason) when the service is not registered or not answering.
+    async fn reconnect(&self, dead: Arc<Connection>) -> Result<Arc<Connection>> {
+        let _lifecycle = self.lifecycle.lock().await;
+        match self.state() {
+            State::Running(current) if Arc::ptr_eq(&current, &dead) => {}
+            State::Running(current) => return Ok(current),
+            _ => return Err(Error::Stopped { worker: self.name.to_string() }),
+        }
+        let endpoint = match &self.config.target {
+            Target::Service { id, .. } => {
+                let registry = self.config.registry()?;
+                match registry.lookup(id).await? {
+                    Some(entry) => format!("tcp://127.0.0.1:{}", entry.port),
+                    None => {
+                        return Err(Error::Disconnected {
+                            worker: format!("{} (the service is no longer registered)", self.name),
+                        })
+                    }
+                }
+            }
+            Target::Endpoint(endpoint) => endpoint.clone(),
+            Target::Spawn(_) => unreachable!("spawn mode does not reconnect"),
+        };
+        let deadline = Instant::now() + RECONNECT_TIMEOUT.min(self.config.start_timeout);
+        let connection = self.start_connected(&endpoint, deadline).await.map_err(|err| {
+            tracing::warn!(worker = %self.name, error = %err, "reconnect failed");
+            dead.pending.closed_error().unwrap_or(err)
+        })?;
+        tracing::info!(worker = %self.name, %endpoint, "reconnected");
+        self.go_live(connection.clone());
+        Ok(connection)
     }
 
     /// The live connection if there is one, without waiting.
@@ -200,9 +241,9 @@ impl WorkerShared {
     }
 
     /// Makes `connection` the live one and starts its heartbeats.
-    fn go_live(self: &Arc<Self>, connection: Arc<Connection>) {
-        if let Some(interval) = self.config.heartbeat_interval {
-            let task = tokio::spawn(heartbeat_loop(Arc::downgrade(self), connection.clone(), interval));
+    fn go_live(&self, connection: Arc<Connection>) {
+        if let (Some(interval), Some(shared)) = (self.config.heartbeat_interval, self.self_ref.upgrade()) {
+            let task = tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), connection.clone(), interval));
             connection.add_task(task.abort_handle());
         }
         self.set_state(State::Running(connection));
@@ -213,6 +254,12 @@ impl WorkerShared {
         match &self.config.target {
             Target::Spawn(_) => self.start_spawned(deadline).await,
             Target::Endpoint(endpoint) => self.start_connected(endpoint, deadline).await,
+            Target::Service { id, discovery_timeout } => {
+                let registry = self.config.registry()?;
+                let entry = registry.discover(id, *discovery_timeout).await?;
+                let endpoint = format!("tcp://127.0.0.1:{}", entry.port);
+                self.start_connected(&endpoint, deadline).await
+            }
         }
     }
 
@@ -319,7 +366,7 @@ impl WorkerShared {
     }
 
     /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
-    async fn start_connected(self: &Arc<Self>, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
+    async fn start_connected(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
         let mut socket = DealerSocket::new();
         let monitor = socket.monitor();
         match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {

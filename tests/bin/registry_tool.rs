@@ -1,0 +1,111 @@
+//! Drives `multifrost::registry` from a separate process, for the registry tests. The registry is
+//! `$HOME/.multifrost` (the tests point `HOME` at a temporary folder).
+//!
+//! ```text
+//! registry_tool register <id> [--pid P] [--port N] [--stay]
+//!     prints "PORT <port>", or "ERROR <message>" and exits 1; with --stay, after a success it
+//!     stays alive (its pid is the default owner) until its stdin closes or gives a line
+//! registry_tool unregister <id> [--pid P]     prints "REMOVED true" or "REMOVED false"
+//! registry_tool discover <id> <seconds>       prints "PORT <port> PID <pid>", or ERROR
+//! registry_tool hold-lock                     takes the lock, prints "LOCKED", holds it until
+//!     its stdin closes or gives a line, releases it, prints "RELEASED"
+//! ```
+//! The default pid is this process's.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use multifrost::registry::Registry;
+use multifrost::Error;
+
+fn usage() -> ! {
+    eprintln!("usage: registry_tool register|unregister|discover|hold-lock ... (see source)");
+    std::process::exit(2)
+}
+
+/// Takes "--name value" out of args.
+fn option<T: std::str::FromStr>(args: &mut Vec<String>, name: &str) -> Option<T> {
+    let index = args.iter().position(|arg| arg == name)?;
+    if index + 1 >= args.len() {
+        usage();
+    }
+    let value = args.remove(index + 1);
+    args.remove(index);
+    Some(value.parse().unwrap_or_else(|_| usage()))
+}
+
+fn flag(args: &mut Vec<String>, name: &str) -> bool {
+    let before = args.len();
+    args.retain(|arg| arg != name);
+    args.len() != before
+}
+
+fn fail(err: Error) -> ! {
+    match err {
+        Error::Registry(message) => println!("ERROR {message}"),
+        other => println!("ERROR {other}"),
+    }
+    std::process::exit(1)
+}
+
+/// Blocks until stdin gives a line or closes.
+fn wait_for_stdin() {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let pid: u32 = option(&mut args, "--pid").unwrap_or_else(std::process::id);
+    let port: Option<u16> = option(&mut args, "--port");
+    let stay = flag(&mut args, "--stay");
+    let registry = Registry::default_location().unwrap_or_else(|err| fail(err));
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["register", id] => {
+            let port = match port {
+                Some(port) => registry.register_port(id, pid, port).await.map(|()| port),
+                None => registry.register(id, pid).await,
+            };
+            match port {
+                Ok(port) => println!("PORT {port}"),
+                Err(err) => fail(err),
+            }
+            if stay {
+                tokio::task::spawn_blocking(wait_for_stdin).await.unwrap();
+            }
+        }
+        ["unregister", id] => match registry.unregister(id, pid).await {
+            Ok(removed) => println!("REMOVED {removed}"),
+            Err(err) => fail(err),
+        },
+        ["discover", id, seconds] => {
+            let seconds: f64 = seconds.parse().unwrap_or_else(|_| usage());
+            match registry
+                .discover(id, Duration::from_secs_f64(seconds))
+                .await
+            {
+                Ok(entry) => println!("PORT {} PID {}", entry.port, entry.pid),
+                Err(err) => fail(err),
+            }
+        }
+        ["hold-lock"] => {
+            let held = registry
+                .with_lock(|| {
+                    println!("LOCKED");
+                    wait_for_stdin();
+                })
+                .await;
+            match held {
+                Ok(()) => println!("RELEASED"),
+                Err(err) => fail(err),
+            }
+        }
+        _ => usage(),
+    }
+}

@@ -1,0 +1,166 @@
+//! Connect mode over real processes: services registered by id, found by parents in Rust and
+//! Python, reconnection, and clean unregistration.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use multifrost::{Error, ParentWorker};
+use support::TempHome;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts the hand-written Rust worker as a service and waits until it is registered.
+async fn rust_service(home: &TempHome, id: &str) -> (Child, u16) {
+    let child = Command::new(support::hand_worker())
+        .args(["--service", id])
+        .env("HOME", &home.0)
+        .env_remove("COMLINK_ZMQ_PORT")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let entry = home.registry().discover(id, Duration::from_secs(20)).await.expect("service registers");
+    assert_eq!(entry.pid, child.id().unwrap());
+    (child, entry.port)
+}
+
+/// Starts the Python peer as a service and waits for its READY line.
+async fn python_service(home: &TempHome, id: &str) -> Child {
+    let mut child = Command::new(support::python())
+        .arg(support::peer_script())
+        .args(["service", id])
+        .env("HOME", &home.0)
+        .env_remove("COMLINK_ZMQ_PORT")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next_line().await.unwrap().expect("READY line");
+    assert!(ready.starts_with("READY "), "{ready}");
+    child
+}
+
+fn connect(home: &TempHome, id: &str) -> ParentWorker {
+    ParentWorker::connect(id).registry(home.registry())
+}
+
+#[tokio::test]
+async fn a_rust_parent_calls_a_rust_service_by_name() {
+    let home = TempHome::new("rr");
+    let (mut service, _) = rust_service(&home, "math-service").await;
+    let worker = connect(&home, "math-service");
+    let handle = worker.handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (20, 22)).await.unwrap(), 42);
+    assert_eq!(handle.pid(), None, "connect mode owns no process");
+    assert_eq!(handle.stop().await, None);
+    // stop() disconnected, but the service still runs and still serves.
+    assert!(service.try_wait().unwrap().is_none(), "stop() must not stop a service it did not start");
+    let again = connect(&home, "math-service").handle();
+    again.start().await.unwrap();
+    assert_eq!(again.call_dyn::<i64>("add", (1, 1)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_rust_parent_calls_a_python_service_by_name() {
+    let home = TempHome::new("rp");
+    let _service = python_service(&home, "py-math").await;
+    let handle = connect(&home, "py-math").handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("multiply", (6, 7)).await.unwrap(), 42);
+    let info: std::collections::HashMap<String, multifrost::Value> = handle.call_dyn("get_info", ()).await.unwrap();
+    assert_eq!(info["language"].as_str(), Some("python"));
+}
+
+#[tokio::test]
+async fn a_python_parent_calls_a_rust_service_by_name() {
+    let home = TempHome::new("pr");
+    let (_service, _) = rust_service(&home, "rust-math").await;
+    let output = Command::new(support::python())
+        .arg(support::peer_script())
+        .args(["parent-discover-suite", "rust-math"])
+        .env("HOME", &home.0)
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains(" 0 failed"), "{report}");
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_unregister_the_service() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let home = TempHome::new("sig");
+        let (mut service, _) = rust_service(&home, "signalled").await;
+        support::signal(service.id().unwrap(), signal);
+        let status = service.wait().await.unwrap();
+        assert_eq!(status.code(), Some(0), "a clean stop on signal {signal}");
+        assert_eq!(home.registry().lookup("signalled").await.unwrap(), None);
+        let raw = std::fs::read_to_string(home.registry().path()).unwrap();
+        assert!(!raw.contains("signalled"), "{raw}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_service_under_a_live_id_exits_with_the_registry_message() {
+    let home = TempHome::new("dup");
+    let (_first, port) = rust_service(&home, "taken").await;
+    let second = Command::new(support::hand_worker())
+        .args(["--service", "taken"])
+        .env("HOME", &home.0)
+        .env_remove("COMLINK_ZMQ_PORT")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("Service 'taken' already running (PID:"), "{stderr}");
+    let entry = home.registry().lookup("taken").await.unwrap().expect("first entry kept");
+    assert_eq!(entry.port, port);
+}
+
+#[tokio::test]
+async fn a_service_that_goes_away_fails_calls_clearly_and_is_found_again_on_a_new_port() {
+    let home = TempHome::new("back");
+    let (mut service, first_port) = rust_service(&home, "phoenix").await;
+    let handle = connect(&home, "phoenix").no_heartbeats().handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
+
+    support::signal(service.id().unwrap(), libc::SIGTERM);
+    service.wait().await.unwrap();
+    // While it is gone, calls fail with a clear error rather than hanging.
+    let gone = tokio::time::timeout(Duration::from_secs(20), handle.call_dyn::<i64>("add", (1, 2)))
+        .await
+        .expect("a call to a vanished service ends");
+    let err = gone.unwrap_err();
+    assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+
+    let (_service, second_port) = rust_service(&home, "phoenix").await;
+    assert_ne!(first_port, second_port, "the registry hands out a fresh port");
+    assert_eq!(handle.call_dyn::<i64>("add", (2, 3)).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn an_explicit_endpoint_needs_no_registry() {
+    let home = TempHome::new("ep");
+    let (_service, port) = rust_service(&home, "by-endpoint").await;
+    let handle = ParentWorker::connect_endpoint(format!("tcp://127.0.0.1:{port}")).handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (4, 4)).await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn discovering_a_missing_service_times_out_with_the_registry_message() {
+    let home = TempHome::new("missing");
+    let err = connect(&home, "nobody")
+        .discovery_timeout(Duration::from_millis(300))
+        .handle()
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Service 'nobody' not found within"), "{err}");
+}
