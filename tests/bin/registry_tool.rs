@@ -7,6 +7,10 @@
 //!     stays alive (its pid is the default owner) until its stdin closes or gives a line
 //! registry_tool unregister <id> [--pid P]     prints "REMOVED true" or "REMOVED false"
 //! registry_tool discover <id> <seconds>       prints "PORT <port> PID <pid>", or ERROR
+//! registry_tool churn <prefix> <count> [--seconds S]
+//!     registers <prefix>-0 .. <prefix>-<count-1>, discovers each, unregisters each, checking
+//!     every step; repeats until S seconds passed (default: one round). Prints "CHURNED <ops>",
+//!     or "ERROR <message>" and exits 1 at the first inconsistency
 //! registry_tool hold-lock                     takes the lock, prints "LOCKED", holds it until
 //!     its stdin closes or gives a line, releases it, prints "RELEASED"
 //! ```
@@ -60,6 +64,7 @@ async fn main() {
     let pid: u32 = option(&mut args, "--pid").unwrap_or_else(std::process::id);
     let port: Option<u16> = option(&mut args, "--port");
     let stay = flag(&mut args, "--stay");
+    let churn_seconds: f64 = option(&mut args, "--seconds").unwrap_or(0.0);
     let registry = Registry::default_location().unwrap_or_else(|err| fail(err));
     match args
         .iter()
@@ -94,6 +99,13 @@ async fn main() {
                 Err(err) => fail(err),
             }
         }
+        ["churn", prefix, count] => {
+            let count: usize = count.parse().unwrap_or_else(|_| usage());
+            match churn(&registry, prefix, count, pid, Duration::from_secs_f64(churn_seconds)).await {
+                Ok(ops) => println!("CHURNED {ops}"),
+                Err(err) => fail(err),
+            }
+        }
         ["hold-lock"] => {
             let held = registry
                 .with_lock(|| {
@@ -107,5 +119,31 @@ async fn main() {
             }
         }
         _ => usage(),
+    }
+}
+
+/// Registers, discovers and unregisters `count` ids per round, checking each step.
+async fn churn(registry: &Registry, prefix: &str, count: usize, pid: u32, duration: Duration) -> Result<usize, Error> {
+    let started = std::time::Instant::now();
+    let mut ops = 0;
+    loop {
+        let ids: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        for id in &ids {
+            let port = registry.register(id, pid).await?;
+            let found = registry.discover(id, Duration::from_secs(5)).await?;
+            if found.port != port || found.pid != pid {
+                return Err(Error::Registry(format!("{id}: registered port {port}, found {found:?}")));
+            }
+            ops += 2;
+        }
+        for id in &ids {
+            if !registry.unregister(id, pid).await? {
+                return Err(Error::Registry(format!("{id}: lost before it was unregistered")));
+            }
+            ops += 1;
+        }
+        if started.elapsed() >= duration {
+            return Ok(ops);
+        }
     }
 }

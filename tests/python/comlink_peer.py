@@ -1240,6 +1240,33 @@ def main(argv: List[str]) -> int:
             print(str(e), file=sys.stderr)
             return 1
         return 0
+    if mode == "churn" and len(rest) in (2, 3):
+        # Register, discover and unregister <prefix>-0..<count-1> with the Python locking,
+        # checking every step, for at least <seconds> (default: one round).
+        prefix, count = rest[0], int(rest[1])
+        seconds = float(rest[2]) if len(rest) == 3 else 0.0
+        started, ops = time.monotonic(), 0
+        try:
+            while True:
+                ids = [f"{prefix}-{i}" for i in range(count)]
+                for sid in ids:
+                    port = register(sid)
+                    found = discover(sid, 5.0)
+                    if found != port:
+                        raise RuntimeError(f"{sid}: registered port {port}, found {found}")
+                    ops += 2
+                for sid in ids:
+                    if discover(sid, 5.0) is None:
+                        raise RuntimeError(f"{sid}: lost before it was unregistered")
+                    unregister(sid)
+                    ops += 1
+                if time.monotonic() - started >= seconds:
+                    break
+        except Exception as e:
+            print(f"ERROR {e}", flush=True)
+            return 1
+        print(f"CHURNED {ops}", flush=True)
+        return 0
     if mode == "discover" and len(rest) in (1, 2):
         try:
             port = discover(rest[0], float(rest[1])) if len(rest) == 2 else discover(rest[0])
