@@ -19,6 +19,7 @@
 
 pub mod child;
 mod error;
+mod macro_support;
 pub mod parent;
 pub mod protocol;
 pub mod registry;
@@ -31,6 +32,14 @@ pub use parent::{
     OutputEvent, OutputStream, ParentWorker, Service,
 };
 pub use protocol::{EncodedValue, Limits};
+
+pub use multifrost_macros::worker;
+
+/// What `#[multifrost::worker]` expansions call. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macro_support::*;
+}
 
 /// Re-exported for implementing [`Worker`] by hand.
 pub use async_trait::async_trait;

@@ -114,8 +114,10 @@ pub struct ValueError {
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "expected {}, got {}", self.expected, self.got)?;
-        // The decoder's explanation only adds something for a mismatch deeper inside the value.
-        if !self.detail.starts_with("invalid type") && !self.detail.is_empty() {
+        // The decoder's explanation only adds something for a mismatch deeper inside the value
+        // (a missing field, say); a plain type mismatch is already said above.
+        let redundant = ["invalid type", "wrong msgpack marker"];
+        if !self.detail.is_empty() && !redundant.iter().any(|prefix| self.detail.starts_with(prefix)) {
             write!(f, " ({})", self.detail)?;
         }
         Ok(())
@@ -287,6 +289,15 @@ mod tests {
     fn mismatch_names_expected_and_received() {
         let err = EncodedValue::encode("x").unwrap().decode::<i64>().unwrap_err();
         assert_eq!(err.to_string(), "expected i64, got str \"x\"");
+    }
+
+    #[test]
+    fn a_nested_mismatch_keeps_the_decoders_explanation() {
+        let err = EncodedValue::encode(&std::collections::HashMap::from([("x", 1)]))
+            .unwrap()
+            .decode::<Point>()
+            .unwrap_err();
+        assert!(err.to_string().contains("missing field `y`"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,143 @@
+//! The child side: `impl Worker for Math`, a dispatch table from wire name to method.
+//!
+//! Each arm decodes the positional arguments with `__private::Args`, runs the method (a sync
+//! one on the blocking pool, so heartbeats and other calls keep flowing) and encodes what it
+//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::model::{Method, Output, Worker};
+
+pub fn expand(worker: &Worker) -> TokenStream {
+    let Worker {
+        self_ty,
+        krate,
+        namespace,
+        methods,
+        ..
+    } = worker;
+    let namespace = namespace.as_ref().map(|namespace| {
+        quote! {
+            fn namespace(&self) -> &str {
+                #namespace
+            }
+        }
+    });
+    let wire_names = methods.iter().map(|method| &method.wire_name);
+    let arms = methods.iter().map(|method| dispatch_arm(worker, method));
+    quote! {
+        #[#krate::async_trait]
+        #[automatically_derived]
+        impl #krate::Worker for #self_ty {
+            #namespace
+
+            fn list_functions(&self) -> ::std::vec::Vec<::std::string::String> {
+                #krate::__private::function_list(&[#(#wire_names),*])
+            }
+
+            async fn dispatch(
+                self: ::std::sync::Arc<Self>,
+                __multifrost_call: #krate::IncomingCall,
+            ) -> ::core::result::Result<#krate::EncodedValue, #krate::CallError> {
+                let __multifrost_this = self;
+                let #krate::IncomingCall {
+                    function: __multifrost_function,
+                    args: __multifrost_args,
+                    context: __multifrost_context,
+                } = __multifrost_call;
+                match __multifrost_function.as_str() {
+                    #(#arms)*
+                    __multifrost_other => ::core::result::Result::Err(
+                        #krate::CallError::function_not_found(__multifrost_other),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// `"add" => { decode the arguments; call; encode }`.
+fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
+    let krate = &worker.krate;
+    let wire_name = &method.wire_name;
+    let positional = &method.params;
+    let required = positional.iter().filter(|param| !param.omittable).count();
+    let names = positional.iter().map(|param| param.ident.to_string());
+
+    let bindings: Vec<_> = (0..positional.len())
+        .map(|index| format_ident!("__multifrost_arg{}", index))
+        .collect();
+    let decode = if positional.is_empty() {
+        quote!(#krate::__private::Args::new(#wire_name, __multifrost_args, 0, &[])?;)
+    } else {
+        let lets = positional.iter().zip(&bindings).map(|(param, binding)| {
+            let ty = &param.ty;
+            let next = if param.omittable {
+                quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?)
+            } else {
+                quote_spanned!(ty.span()=> __multifrost_args.decode_next()?)
+            };
+            quote!(let #binding: #ty = #next;)
+        });
+        quote! {
+            let mut __multifrost_args =
+                #krate::__private::Args::new(#wire_name, __multifrost_args, #required, &[#(#names),*])?;
+            #(#lets)*
+        }
+    };
+
+    let mut call_args: Vec<TokenStream> = bindings.iter().map(|binding| quote!(#binding)).collect();
+    if let Some(index) = method.context_at {
+        call_args.insert(index, quote!(&__multifrost_context));
+    }
+    let self_ty = &worker.self_ty;
+    let ident = &method.ident;
+    let call = quote!(<#self_ty>::#ident(&__multifrost_this, #(#call_args),*));
+    let returned = if method.is_async {
+        quote!(#call.await)
+    } else {
+        quote!(#krate::__private::run_blocking(#wire_name, move || #call).await?)
+    };
+
+    let reply = match &method.output {
+        Output::Unit => quote! {
+            #returned;
+            ::core::result::Result::Ok(#krate::EncodedValue::nil())
+        },
+        Output::Value(ty) => {
+            let encode = quote_spanned!(ty.span()=> #krate::__private::encode_return);
+            quote!(#encode(#wire_name, &#returned))
+        }
+        Output::Result { ok, error_span } => {
+            let encode = quote_spanned!(ok.span()=> #krate::__private::encode_return);
+            let into_call_error = quote_spanned!(*error_span=> into_call_error(__multifrost_error));
+            // Autoref specialization picks how the error becomes a `CallError` (see
+            // `__private::IntoCallErrorKind`): it needs the concrete type, so it happens here.
+            quote! {
+                match #returned {
+                    ::core::result::Result::Ok(__multifrost_value) => #encode(#wire_name, &__multifrost_value),
+                    ::core::result::Result::Err(__multifrost_error) => {
+                        #[allow(unused_imports)]
+                        use #krate::__private::{
+                            DerefErrorKind as _, DisplayErrorKind as _, IntoCallErrorKind as _,
+                            StdErrorKind as _,
+                        };
+                        ::core::result::Result::Err(
+                            (&&&&#krate::__private::ErrorWrap(&__multifrost_error))
+                                .multifrost_error_kind()
+                                .#into_call_error,
+                        )
+                    }
+                }
+            }
+        }
+    };
+    quote! {
+        #wire_name => {
+            #decode
+            #reply
+        }
+    }
+}

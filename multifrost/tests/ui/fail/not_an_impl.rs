@@ -1,0 +1,4 @@
+#[multifrost::worker]
+pub struct Math;
+
+fn main() {}

@@ -1,0 +1,11 @@
+pub struct Math;
+
+#[multifrost::worker]
+impl Math {
+    #[multifrost(hidden)]
+    pub fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+fn main() {}
