@@ -126,3 +126,13 @@ impl Drop for TempHome {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The example math worker, defined with the macro.
+pub fn macro_math_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_macro_math_worker"))
+}
+
+/// The toolbox worker, defined with the macro.
+pub fn toolbox_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_toolbox_worker"))
+}

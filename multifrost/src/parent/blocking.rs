@@ -112,7 +112,8 @@ impl<S: Service> BlockingHandle<S> {
     }
 
     /// The typed blocking client with per-call options.
-    pub fn call_with(&self, options: CallOptions) -> S::BlockingClient<'_> {
+    pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient<'_> {
+        options.namespace.get_or_insert_with(|| S::NAMESPACE.to_owned());
         S::blocking_client(BlockingCaller {
             handle: self.handle.typed_dynamic(),
             options,
@@ -152,8 +153,12 @@ impl BlockingCaller<'_> {
         call_blocking(self.handle.clone(), function, args, &self.options)
     }
 
-    /// Replaces the options of the calls made through this caller.
-    pub fn with_options(mut self, options: CallOptions) -> Self {
+    /// Replaces the options of the calls made through this caller. The namespace is kept
+    /// unless the new options name one.
+    pub fn with_options(mut self, mut options: CallOptions) -> Self {
+        if options.namespace.is_none() {
+            options.namespace = self.options.namespace.take();
+        }
         self.options = options;
         self
     }

@@ -20,6 +20,10 @@ pub enum Dynamic {}
 
 /// A worker type with a generated typed client (implemented by `#[multifrost::worker]`).
 pub trait Service: 'static {
+    /// The namespace the worker answers in; the typed clients call in it unless the call's
+    /// options name another.
+    const NAMESPACE: &'static str = crate::protocol::DEFAULT_NAMESPACE;
+
     /// The client returned by [`Handle::call`].
     type Client<'a>;
     /// The client returned by [`BlockingHandle::call`](crate::BlockingHandle::call).
@@ -181,7 +185,8 @@ impl<S: Service> Handle<S> {
     }
 
     /// The typed client with per-call options (timeout, namespace, metadata...).
-    pub fn call_with(&self, options: CallOptions) -> S::Client<'_> {
+    pub fn call_with(&self, mut options: CallOptions) -> S::Client<'_> {
+        options.namespace.get_or_insert_with(|| S::NAMESPACE.to_owned());
         S::client(Caller {
             shared: &self.shared,
             options,
@@ -208,8 +213,12 @@ impl Caller<'_> {
         &self.options
     }
 
-    /// Replaces the options of the calls made through this caller.
-    pub fn with_options(mut self, options: CallOptions) -> Self {
+    /// Replaces the options of the calls made through this caller. The namespace is kept
+    /// unless the new options name one.
+    pub fn with_options(mut self, mut options: CallOptions) -> Self {
+        if options.namespace.is_none() {
+            options.namespace = self.options.namespace.take();
+        }
         self.options = options;
         self
     }
