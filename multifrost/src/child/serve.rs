@@ -403,14 +403,25 @@ impl<W: Worker> Server<W> {
         let mut sender = sender.clone();
         tokio::spawn(async move {
             let function = call.function.clone();
+            let correlation_id = call.context.correlation_id().map(str::to_owned);
+            tracing::debug!(function, correlation_id, "call received");
+            let started = std::time::Instant::now();
             let outcome = AssertUnwindSafe(worker.dispatch(call)).catch_unwind().await;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             let payload = match outcome {
-                Ok(Ok(result)) => encode_response(&id, &result),
-                Ok(Err(error)) => encode_error(&id, error.message()),
-                Err(panic) => encode_error(
-                    &id,
-                    &format!("{function}: panicked: {}", panic_message(&panic)),
-                ),
+                Ok(Ok(result)) => {
+                    tracing::debug!(function, correlation_id, duration_ms, "call answered");
+                    encode_response(&id, &result)
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(function, correlation_id, duration_ms, error = error.message(), "call answered with an error");
+                    encode_error(&id, error.message())
+                }
+                Err(panic) => {
+                    let message = format!("{function}: panicked: {}", panic_message(&panic));
+                    tracing::warn!(function, correlation_id, "{message}");
+                    encode_error(&id, &message)
+                }
             };
             if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
                 tracing::warn!("could not send the reply to '{function}': {err}");

@@ -25,6 +25,7 @@ pub struct CallOptions {
     pub(crate) namespace: Option<String>,
     pub(crate) client_name: Option<String>,
     pub(crate) metadata: Vec<(String, EncodedValue)>,
+    pub(crate) correlation_id: Option<String>,
 }
 
 impl CallOptions {
@@ -64,9 +65,16 @@ impl CallOptions {
         self
     }
 
+    /// The correlation id set with [`correlation_id`](Self::correlation_id), if any.
+    pub fn correlation_id_value(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
     /// A correlation id, sent as `metadata.correlation_id` (traced on both sides).
-    pub fn correlation_id(self, id: impl Into<String>) -> Self {
-        self.metadata("correlation_id", id.into())
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        self.correlation_id = Some(id.clone());
+        self.metadata("correlation_id", id)
     }
 }
 

@@ -50,7 +50,7 @@ impl WorkerShared {
         Arc::new_cyclic(|self_ref| WorkerShared {
             self_ref: self_ref.clone(),
             name: config.name.as_str().into(),
-            breaker: CircuitBreaker::new(config.circuit_threshold, config.circuit_cooldown),
+            breaker: CircuitBreaker::new(config.name.as_str().into(), config.circuit_threshold, config.circuit_cooldown),
             config,
             state: RwLock::new(State::NotStarted),
             process: Mutex::new(None),
@@ -182,6 +182,9 @@ impl WorkerShared {
                 worker: self.name.to_string(),
             });
         };
+        let namespace = options.namespace.as_deref().unwrap_or(crate::protocol::DEFAULT_NAMESPACE);
+        let correlation_id = options.correlation_id_value();
+        tracing::trace!(worker = %self.name, function, namespace, correlation_id, "call start");
         let started = Instant::now();
         let _in_flight = self.metrics.call_started();
         let result = match connection {
@@ -190,19 +193,20 @@ impl WorkerShared {
         };
         let elapsed = started.elapsed();
         self.metrics.call_finished(elapsed, result.is_ok());
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
         match &result {
             Ok(_) => {
                 self.breaker.on_success(admission);
                 self.restart_streak.store(0, Ordering::Relaxed);
-                tracing::trace!(worker = %self.name, function, ?elapsed, "call ok");
+                tracing::debug!(worker = %self.name, function, namespace, correlation_id, duration_ms, "call ok");
             }
             Err(err) if err.is_worker_failure() => {
                 self.breaker.on_failure(admission);
-                tracing::debug!(worker = %self.name, function, ?elapsed, error = %err, "call failed");
+                tracing::warn!(worker = %self.name, function, namespace, correlation_id, duration_ms, error = %err, "call failed");
             }
             Err(err) => {
                 self.breaker.on_success(admission);
-                tracing::debug!(worker = %self.name, function, ?elapsed, error = %err, "call returned an error");
+                tracing::debug!(worker = %self.name, function, namespace, correlation_id, duration_ms, error = %err, "call returned an error");
             }
         }
         result

@@ -42,6 +42,7 @@ pub(crate) enum Admission {
 /// exhaustion; remote errors are answers and do not count), lets one probe through after
 /// `cooldown`, and closes when a probe or a heartbeat succeeds.
 pub(crate) struct CircuitBreaker {
+    worker: std::sync::Arc<str>,
     state: AtomicU8,
     consecutive_failures: AtomicU32,
     trips: AtomicU64,
@@ -51,8 +52,9 @@ pub(crate) struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub fn new(worker: std::sync::Arc<str>, threshold: u32, cooldown: Duration) -> Self {
         CircuitBreaker {
+            worker,
             state: AtomicU8::new(CLOSED),
             consecutive_failures: AtomicU32::new(0),
             trips: AtomicU64::new(0),
@@ -117,7 +119,7 @@ impl CircuitBreaker {
         {
             *self.opened_at.lock().expect("breaker lock") = Instant::now();
             self.trips.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("circuit opened");
+            tracing::warn!(worker = %self.worker, "circuit opened");
         }
     }
 
@@ -137,7 +139,7 @@ impl CircuitBreaker {
     pub fn close(&self) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
         if self.state.swap(CLOSED, Ordering::AcqRel) != CLOSED {
-            tracing::info!("circuit closed");
+            tracing::info!(worker = %self.worker, "circuit closed");
         }
     }
 }
@@ -305,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_after_the_threshold_and_a_probe_closes_it() {
-        let breaker = CircuitBreaker::new(3, Duration::ZERO);
+        let breaker = CircuitBreaker::new("w".into(), 3, Duration::ZERO);
         for _ in 0..3 {
             let admission = breaker.admit().unwrap();
             breaker.on_failure(admission);
@@ -321,10 +323,10 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens_the_circuit() {
-        let breaker = CircuitBreaker::new(1, Duration::from_secs(60));
+        let breaker = CircuitBreaker::new("w".into(), 1, Duration::from_secs(60));
         breaker.on_failure(Admission::Normal);
         assert!(breaker.admit().is_none(), "open and cooling down");
-        let breaker = CircuitBreaker::new(1, Duration::ZERO);
+        let breaker = CircuitBreaker::new("w".into(), 1, Duration::ZERO);
         breaker.on_failure(Admission::Normal);
         let probe = breaker.admit().unwrap();
         breaker.on_failure(probe);
@@ -333,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_success_resets_the_failure_streak() {
-        let breaker = CircuitBreaker::new(2, Duration::ZERO);
+        let breaker = CircuitBreaker::new("w".into(), 2, Duration::ZERO);
         breaker.on_failure(Admission::Normal);
         breaker.on_success(Admission::Normal);
         breaker.on_failure(Admission::Normal);
@@ -346,7 +348,7 @@ mod tests {
         for ms in 1..=100u64 {
             metrics.call_finished(Duration::from_millis(ms), true);
         }
-        let snapshot = metrics.snapshot(&CircuitBreaker::new(1, Duration::ZERO));
+        let snapshot = metrics.snapshot(&CircuitBreaker::new("w".into(), 1, Duration::ZERO));
         assert_eq!(snapshot.requests_total, 100);
         assert_eq!(snapshot.latency_p50_ms, 50.0);
         assert_eq!(snapshot.latency_p99_ms, 99.0);
