@@ -4,13 +4,46 @@
 //! A parent spawns a worker (or connects to a running one) and calls it over ZeroMQ with the
 //! msgpack protocol `comlink_ipc_v4`, which the Python, Node and Go implementations speak too.
 //!
+//! `#[multifrost::worker]` on an `impl` block generates the worker's dispatch table (the
+//! [`Worker`] trait) and a typed client. Here the dispatch table is called in-process, which is
+//! what the child runtime does with every call it receives:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use multifrost::{EncodedValue, IncomingCall, Worker};
+//!
+//! pub struct Math;
+//!
+//! #[multifrost::worker]
+//! impl Math {
+//!     pub fn add(&self, a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! assert_eq!(Math.list_functions(), ["add"]);
+//! let call = IncomingCall {
+//!     function: "add".into(),
+//!     args: vec![EncodedValue::encode(&1).unwrap(), EncodedValue::encode(&2).unwrap()],
+//!     context: Default::default(),
+//! };
+//! let sum: i64 = Arc::new(Math).dispatch(call).await.unwrap().decode().unwrap();
+//! assert_eq!(sum, 3);
+//! # }
+//! ```
+//!
+//! A worker process serves with [`run`]; a parent spawns it and calls it, through the typed
+//! client (`handle.call().add(1, 2)`) or by name for a worker in any language:
+//!
 //! ```no_run
 //! # async fn demo() -> multifrost::Result<()> {
 //! use multifrost::ParentWorker;
 //!
-//! let worker = ParentWorker::spawn("math_worker.py");
-//! let handle = worker.handle();
-//! handle.start().await?;
+//! let worker = ParentWorker::spawn("math_worker.py");   // configuration only
+//! let handle = worker.handle();                          // a cheap, cloneable view
+//! handle.start().await?;                                 // spawns, waits until reachable
 //! let sum: i64 = handle.call_dyn("add", (1, 2)).await?;
 //! assert_eq!(sum, 3);
 //! handle.stop().await;
