@@ -130,9 +130,14 @@ impl RawMessage {
         };
         for _ in 0..entries {
             let key_start = pos;
-            let key_end = skip_value(buf, pos, 1, limits, &mut message.violation)?;
+            let Some(key_end) = walk_entry(buf, pos, limits, &mut message.violation)? else {
+                return Ok(message);
+            };
             let value_start = key_end;
-            let value_end = skip_value(buf, value_start, 1, limits, &mut message.violation)?;
+            let walked = walk_entry(buf, value_start, limits, &mut message.violation)?;
+            let Some(value_end) = walked else {
+                return Ok(message);
+            };
             pos = value_end;
             let Some(key) = short_str(&buf[key_start..key_end]) else {
                 continue; // Non-string keys at the top level mean nothing to us.
@@ -213,6 +218,26 @@ impl RawMessage {
     /// The raw encoded `metadata` value, for echoing it back unchanged.
     pub fn metadata_bytes(&self) -> Option<&[u8]> {
         self.metadata.as_ref().map(|span| &self.frame[span.clone()])
+    }
+}
+
+/// Walks one top-level key or value; its end, or `None` when it nests deeper than the limit:
+/// the scanner stops there, so the violation is recorded and the message keeps only the fields
+/// read so far (every implementation writes `id` before `args` and `result`, so a child can still
+/// answer such a call with an error naming the limit).
+fn walk_entry(
+    buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+) -> Result<Option<usize>, DecodeError> {
+    match skip_value(buf, pos, 1, limits, violation) {
+        Ok(end) => Ok(Some(end)),
+        Err(too_deep @ DecodeError::TooDeep { .. }) => {
+            violation.get_or_insert(too_deep);
+            Ok(None)
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -431,6 +456,21 @@ mod tests {
         assert_eq!(args.len(), 2);
         assert_eq!(args[1].decode::<String>().unwrap(), "x");
         assert!(message.is_current_protocol());
+    }
+
+    #[test]
+    fn a_call_nested_too_deep_keeps_its_id_and_names_the_limit() {
+        // Regression: the scan of a deep value used to walk every level (8 bytes of stack per
+        // byte of input); it now stops at the limit and keeps the fields read before it.
+        let mut writer = MessageWriter::new(MessageKind::Call, "deep-1", 2, 16);
+        writer.str_field("function", "echo");
+        let mut deep = vec![0x91u8; 1_000_000];
+        deep.push(0xc0);
+        writer.array_field("args", [&deep[..]].into_iter());
+        let message = RawMessage::parse(Bytes::from(writer.finish()), &Limits::default()).unwrap();
+        assert_eq!(message.id.as_deref(), Some("deep-1"));
+        assert_eq!(message.kind, MessageKind::Call);
+        assert_eq!(message.violation, Some(DecodeError::TooDeep { limit: 256 }));
     }
 
     #[test]
