@@ -249,6 +249,11 @@ impl RawChild {
         };
         let process = tokio::process::Command::new(support::hand_worker())
             .env("COMLINK_ZMQ_PORT", port.to_string())
+            // glibc raises its mmap threshold after a large free (up to 32 MiB), so the buffers
+            // of frames over 10 MiB would come from the heap and stay resident after being
+            // freed. A fixed threshold makes RSS show what the child holds, not what the
+            // allocator keeps for later.
+            .env("MALLOC_MMAP_THRESHOLD_", "131072")
             .kill_on_drop(true)
             .spawn()
             .expect("spawning hand_worker");
@@ -527,10 +532,27 @@ impl Junk {
 async fn fuzz_child_over_a_real_socket(messages: usize) {
     let mut child = RawChild::start().await;
     let junk = Junk::new();
-    // Warm up (allocator, runtime threads) before taking the reference figure.
+    // Warm up (allocator, runtime threads, and the buffers large frames leave behind in the
+    // allocator and the transport) before taking the reference figure, so that what the run
+    // measures is growth: a leak, not memory kept for reuse.
     for i in 0..200 {
         assert_eq!(child.add(i, 1).await, i + 1);
     }
+    for (_, payload) in &junk.big {
+        child
+            .send_frames(vec![Bytes::new(), payload.clone()])
+            .await
+            .expect("send");
+        assert_eq!(child.add(1, 1).await, 2);
+    }
+    // A round of junk like the run's own (another seed): the child's allocator settles at a
+    // working size for this traffic (about 90 MiB here, whatever the count), and the figure
+    // after the run must not grow beyond it: growth would be a leak.
+    let mut warm_rng = Rng::new(0x5eed_0f_a11_0c);
+    for _ in 0..messages.min(20_000) {
+        child.send_frames(junk.frames(&mut warm_rng)).await.expect("send");
+    }
+    assert_eq!(child.add(1, 1).await, 2);
     let rss_before = rss_kib(child.pid);
     let mut rng = Rng::new(0x00c0_ffee_1234_5678);
     let mut expected: HashMap<String, i64> = HashMap::new();
@@ -1275,60 +1297,31 @@ impl Drop for ParentProcess {
     }
 }
 
-/// Connects to a parent's DEALER port and sends only a greeting and a command frame header
-/// announcing `size` bytes: no handshake completed.
-fn announce_before_handshake(port: u16, size: u64) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the parent's port");
-    stream.write_all(&zmtp_greeting(false)).unwrap();
-    let mut header = vec![0x06];
-    header.extend_from_slice(&size.to_be_bytes());
-    stream.write_all(&header).unwrap();
-    stream
-}
-
 #[test]
-fn a_one_gib_frame_announced_to_a_parents_port_stalls_only_that_connection() {
-    // A spawn-mode parent listens on 127.0.0.1 for its child, and any local process can
-    // connect. One that sends a greeting and a frame header announcing 1 GiB, before any
-    // handshake, only ties up its own connection: the parent keeps serving its worker.
+fn a_started_parent_stops_listening_so_no_frame_can_reach_it() {
+    // A spawn-mode parent listens on 127.0.0.1 only until its child connects. Before that
+    // change, any local process could connect and send a frame header announcing 1 TiB,
+    // which makes the zeromq codec reserve it and abort the parent (SIGABRT, measured); the
+    // window is now the child's start-up only.
     let mut parent = ParentProcess::start();
     assert_eq!(parent.call().as_deref(), Some("OK 42"));
-    let before = rss_kib(parent.process.id());
-    let _attacker = announce_before_handshake(parent.port, 1 << 30);
+    let refused = TcpStream::connect(("127.0.0.1", parent.port));
+    assert!(refused.is_err(), "the parent's port still accepts connections");
     for _ in 0..5 {
         assert_eq!(parent.call().as_deref(), Some("OK 42"));
     }
     assert_eq!(parent.exited_within(Duration::from_millis(1)), None);
-    let after = rss_kib(parent.process.id());
-    assert!(
-        after < before + 64 * 1024,
-        "parent RSS went from {before} KiB to {after} KiB"
-    );
 }
 
 #[test]
-#[ignore = "aborts the parent (by design of the test): a frame header announcing 1 TiB sent to \
-            a spawn-mode parent's port, before any handshake, makes the zeromq codec reserve \
-            1 TiB and the process abort; the framework cannot intercept the codec"]
-fn a_terabyte_frame_announced_to_a_parents_port_aborts_the_parent() {
-    let mut parent = ParentProcess::start();
-    assert_eq!(parent.call().as_deref(), Some("OK 42"));
-    let _attacker = announce_before_handshake(parent.port, 1 << 40);
-    let status = parent
-        .exited_within(Duration::from_secs(20))
-        .expect("the parent is gone");
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGABRT), "{status:?}");
-}
-
-#[test]
-#[ignore = "known bug, reported (parent/): a second local peer that completes the ZMTP handshake \
-            on a spawn-mode parent's DEALER port gets every other call (DEALER round-robin): \
-            it reads their arguments and those calls time out"]
 fn a_second_peer_on_a_parents_port_gets_no_calls() {
     let mut parent = ParentProcess::start();
     assert_eq!(parent.call().as_deref(), Some("OK 42"));
-    let mut stream = TcpStream::connect(("127.0.0.1", parent.port)).unwrap();
+    // The parent stops listening once its child connected: a stranger is refused outright.
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", parent.port)) else {
+        assert_eq!(parent.call().as_deref(), Some("OK 42"));
+        return;
+    };
     stream.write_all(&zmtp_greeting(false)).unwrap();
     stream.write_all(&zmtp_ready("ROUTER")).unwrap();
     let mut greeting = [0u8; 64];

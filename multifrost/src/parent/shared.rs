@@ -286,15 +286,6 @@ impl WorkerShared {
             .await
             .map_err(|e| self.start_failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
         let port = transport::endpoint_port(&endpoint).ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
-        let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.default_timeout,
-            self.config.auth_token.as_deref(),
-        );
-        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
 
         // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
         // rather than to whatever thread happens to poll `start`.
@@ -309,18 +300,21 @@ impl WorkerShared {
             })
         };
         let child = spawn.await.map_err(|e| self.start_failed(e))??;
+        // The connection exists only once the child connected; the exit watcher finds it here.
+        let live: Arc<std::sync::OnceLock<Arc<Connection>>> = Arc::default();
         let on_exit = {
-            let connection = connection.clone();
+            let live = live.clone();
             let weak = Arc::downgrade(self);
             let worker = self.name.clone();
             move |status: ExitStatus| {
                 tracing::info!(worker = %worker, %status, "worker process exited");
+                let Some(connection) = live.get() else { return };
                 connection.close(move || Error::ChildExited {
                     worker: worker.to_string(),
                     status,
                 });
                 if let Some(shared) = weak.upgrade() {
-                    shared.restart_if_current(&connection);
+                    shared.restart_if_current(connection);
                 }
             }
         };
@@ -345,10 +339,33 @@ impl WorkerShared {
             }
         })
         .await;
-        let ready = match accepted {
-            Ok(Ok(())) => self.probe(&connection, deadline).await,
-            Ok(Err(err)) => Err(err),
+        let accepted = match accepted {
+            Ok(result) => result,
             Err(_) => Err(self.start_failed(format!("the process did not connect within {:?}", self.config.start_timeout))),
+        };
+        if let Err(err) = accepted {
+            process.kill().await;
+            return Err(err);
+        }
+        // Our child is connected: stop listening, so that no other local process can connect
+        // to this port and be handed calls (a DEALER shares its calls among all its peers).
+        if let Err(err) = socket.unbind(endpoint).await {
+            tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
+        }
+        let (sender, receiver) = socket.split();
+        let connection = Connection::new(
+            self.name.clone(),
+            sender,
+            self.config.max_in_flight,
+            self.config.default_timeout,
+            self.config.auth_token.as_deref(),
+        );
+        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
+        let _ = live.set(connection.clone());
+        let ready = if process.exited.borrow().is_some() {
+            Err(self.start_failed("the process exited during start-up"))
+        } else {
+            self.probe(&connection, deadline).await
         };
         if let Err(err) = ready {
             process.kill().await;
