@@ -378,11 +378,6 @@ async fn a_stalled_child_with_ten_thousand_queued_calls_keeps_the_parent_bounded
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, reported (parent/connection.rs): max_in_flight bounds the calls waiting \
-            for a reply, not the bytes queued in the socket. A timed-out call frees its slot but \
-            its message stays in the zeromq per-peer send queue (100,000 messages) until the \
-            child reads it, so callers retrying against a stalled child grow the parent without \
-            bound (measured: 2,000 calls of 1 MiB, all timed out, left 3.6 GiB resident)"]
 async fn retrying_against_a_stalled_child_keeps_the_parent_bounded() {
     let _serial = SERIAL.lock().await;
     const MAX_IN_FLIGHT: usize = 16;

@@ -67,6 +67,7 @@ pub(crate) struct WorkerConfig {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub max_in_flight: usize,
+    pub max_in_flight_bytes: usize,
     pub heartbeat_interval: Option<Duration>,
     pub heartbeat_timeout: Duration,
     pub heartbeat_max_misses: u32,
@@ -176,6 +177,7 @@ impl ParentWorker {
                 start_timeout: Duration::from_secs(30),
                 stop_timeout: Duration::from_secs(2),
                 max_in_flight: 10_000,
+                max_in_flight_bytes: 256 * 1024 * 1024,
                 heartbeat_interval: Some(Duration::from_secs(5)),
                 heartbeat_timeout: Duration::from_secs(3),
                 heartbeat_max_misses: 3,
@@ -323,6 +325,16 @@ impl ParentWorker {
             spec.env.push((AUTH_TOKEN_ENV.into(), token.clone().into()));
         }
         self.config.auth_token = Some(token);
+        self
+    }
+
+    /// The most bytes of call arguments in flight at once (default 256 MiB); further calls
+    /// wait, within their timeout. A timed-out call keeps its share (and its slot of
+    /// [`max_in_flight`](Self::max_in_flight)) until the child has read past it, because its
+    /// message stays queued in the transport until then: a stalled child cannot make the
+    /// parent queue more than this.
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_in_flight_bytes = bytes.max(1024);
         self
     }
 

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::output::{OutputEvent, OutputHandler, OutputStream};
@@ -83,7 +86,17 @@ pub(crate) struct Connection {
     pub worker: Arc<str>,
     sender: Mutex<DealerSendHalf>,
     pub pending: PendingCalls,
-    slots: Semaphore,
+    /// One permit per call in flight (`max_in_flight`).
+    slots: Arc<Semaphore>,
+    /// One permit per KiB of calls in flight (`max_in_flight_bytes`).
+    bytes: Arc<Semaphore>,
+    /// Send order of calls and heartbeats: a reply to message n proves the child has read
+    /// every message sent before it (a connection delivers in order).
+    next_seq: AtomicU64,
+    /// The slots of timed-out calls whose message the child may not have read yet.
+    expired: std::sync::Mutex<ExpiredSlots>,
+    expired_count: AtomicUsize,
+    bytes_capacity: u64,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
     default_timeout: Option<Duration>,
     /// `metadata.auth_token` of every call, already encoded.
@@ -95,6 +108,7 @@ impl Connection {
         worker: Arc<str>,
         sender: DealerSendHalf,
         max_in_flight: usize,
+        max_in_flight_bytes: usize,
         default_timeout: Option<Duration>,
         auth_token: Option<&str>,
     ) -> Arc<Connection> {
@@ -102,7 +116,12 @@ impl Connection {
             worker,
             sender: Mutex::new(sender),
             pending: PendingCalls::default(),
-            slots: Semaphore::new(max_in_flight),
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            bytes: Arc::new(Semaphore::new(kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS))),
+            next_seq: AtomicU64::new(0),
+            expired: std::sync::Mutex::new(ExpiredSlots::default()),
+            expired_count: AtomicUsize::new(0),
+            bytes_capacity: kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS) as u64,
             tasks: std::sync::Mutex::new(Vec::new()),
             default_timeout,
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
@@ -152,35 +171,96 @@ impl Connection {
             .map_err(|err| Error::Transport(format!("sending to worker '{}' failed: {err}", self.worker)))
     }
 
-    /// Sends `payload` as message `id` and waits for its reply, within `timeout`.
+    /// Sends `payload` as message `id` and waits for its reply until `deadline`. Sending is
+    /// under the deadline too: a full transport queue cannot hold a call past its timeout.
+    /// On timeout, returns the message's sequence number with the error.
     async fn round_trip(
         &self,
         id: &str,
         payload: Vec<u8>,
-        timeout: Option<Duration>,
-        function: &str,
-    ) -> Result<RawMessage, Error> {
-        let reply = self.pending.register(id)?;
+        deadline: Option<Instant>,
+    ) -> Result<RawMessage, (Error, Option<u64>)> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let reply = self.pending.register(id, seq).map_err(|e| (e, None))?;
         let _guard = PendingGuard {
             pending: &self.pending,
             id,
         };
-        self.send(payload).await?;
-        let outcome = match timeout {
-            Some(limit) => tokio::time::timeout(limit, reply).await.map_err(|_| Error::Timeout {
-                worker: self.worker.to_string(),
-                function: function.to_owned(),
-                timeout: limit,
-            })?,
-            None => reply.await,
+        let exchange = async {
+            self.send(payload).await?;
+            match reply.await {
+                Ok(reply) => reply,
+                // The table was dropped without an answer: the connection is gone.
+                Err(_) => Err(self.pending.closed_error().unwrap_or(Error::Disconnected {
+                    worker: self.worker.to_string(),
+                })),
+            }
         };
-        match outcome {
-            Ok(reply) => reply,
-            // The table was dropped without an answer: the connection is gone.
-            Err(_) => Err(self.pending.closed_error().unwrap_or(Error::Disconnected {
-                worker: self.worker.to_string(),
-            })),
+        match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), exchange).await {
+                Ok(outcome) => outcome.map_err(|e| (e, None)),
+                Err(_) => Err((self.timeout_error("", Duration::ZERO), Some(seq))),
+            },
+            None => exchange.await.map_err(|e| (e, None)),
         }
+    }
+
+    fn timeout_error(&self, function: &str, timeout: Duration) -> Error {
+        Error::Timeout {
+            worker: self.worker.to_string(),
+            function: function.to_owned(),
+            timeout,
+        }
+    }
+
+    /// Waits for a call slot and for room in the byte budget, until `deadline`.
+    async fn acquire_slot(&self, size: usize, deadline: Option<Instant>) -> Result<Slot, Option<()>> {
+        let wanted = (kib(size) as u32).clamp(1, self.bytes_total());
+        let acquire = async {
+            let call = self.slots.clone().acquire_owned().await.map_err(|_| ())?;
+            let bytes = self.bytes.clone().acquire_many_owned(wanted).await.map_err(|_| ())?;
+            Ok::<_, ()>(Slot { _call: call, _bytes: bytes })
+        };
+        match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), acquire).await {
+                Ok(slot) => slot.map_err(|_| Some(())),
+                Err(_) => Err(None),
+            },
+            None => acquire.await.map_err(|_| Some(())),
+        }
+    }
+
+    /// The byte budget's size in permits: a call larger than the whole budget waits for all
+    /// of it.
+    fn bytes_total(&self) -> u32 {
+        self.bytes_capacity.min(u32::MAX as u64) as u32
+    }
+
+    /// A timed-out call's slot stays taken until the child has read past its message: its
+    /// bytes sit in the transport's queue until then.
+    fn expire(&self, id: &str, seq: u64, slot: Slot) {
+        let mut expired = self.expired.lock().expect("expired lock");
+        expired.by_seq.insert(seq, (id.to_owned(), slot));
+        expired.by_id.insert(id.to_owned(), seq);
+        self.expired_count.store(expired.by_seq.len(), Ordering::Relaxed);
+    }
+
+    /// The child answered message `id` (sequence `seq`, if still waited for): it has read
+    /// every message sent before, so their slots are free again.
+    fn child_read_up_to(&self, id: &str, seq: Option<u64>) {
+        if self.expired_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut expired = self.expired.lock().expect("expired lock");
+        let Some(seq) = seq.or_else(|| expired.by_id.get(id).copied()) else {
+            return;
+        };
+        let newer = expired.by_seq.split_off(&(seq + 1));
+        let read = std::mem::replace(&mut expired.by_seq, newer);
+        for (read_id, _) in read.values() {
+            expired.by_id.remove(read_id);
+        }
+        self.expired_count.store(expired.by_seq.len(), Ordering::Relaxed);
     }
 
     /// Calls `function` with already-built arguments and returns its encoded result.
@@ -191,24 +271,29 @@ impl Connection {
         options: &CallOptions,
     ) -> Result<EncodedValue, Error> {
         let timeout = options.timeout.unwrap_or(self.default_timeout);
-        let started = Instant::now();
-        let _slot = match timeout {
-            Some(limit) => tokio::time::timeout(limit, self.slots.acquire())
-                .await
-                .map_err(|_| Error::Timeout {
+        let deadline = timeout.map(|limit| Instant::now() + limit);
+        let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
+        let slot = self
+            .acquire_slot(args.as_bytes().len(), deadline)
+            .await
+            .map_err(|closed| match closed {
+                Some(()) => Error::Disconnected {
                     worker: self.worker.to_string(),
-                    function: function.to_owned(),
-                    timeout: limit,
-                })?,
-            None => self.slots.acquire().await,
-        }
-        .map_err(|_| Error::Disconnected {
-            worker: self.worker.to_string(),
-        })?;
+                },
+                None => timed_out(),
+            })?;
         let id = new_id();
         let payload = encode_call(&id, function, args, options, timeout, self.auth_token.as_ref())?;
-        let remaining = timeout.map(|limit| limit.saturating_sub(started.elapsed()));
-        let reply = self.round_trip(&id, payload, remaining, function).await?;
+        let reply = match self.round_trip(&id, payload, deadline).await {
+            Ok(reply) => reply,
+            Err((Error::Timeout { .. }, seq)) => {
+                if let Some(seq) = seq {
+                    self.expire(&id, seq, slot);
+                }
+                return Err(timed_out());
+            }
+            Err((err, _)) => return Err(err),
+        };
         match reply.kind {
             MessageKind::Response => Ok(reply.result()),
             MessageKind::Error => Err(Error::remote(
@@ -224,8 +309,12 @@ impl Connection {
     pub async fn heartbeat(&self, timeout: Duration) -> Result<Duration, Error> {
         let id = new_id();
         let started = Instant::now();
-        self.round_trip(&id, encode_heartbeat(&id, unix_now()), Some(timeout), "heartbeat")
-            .await?;
+        self.round_trip(&id, encode_heartbeat(&id, unix_now()), Some(Instant::now() + timeout))
+            .await
+            .map_err(|(err, _)| match err {
+                Error::Timeout { .. } => self.timeout_error("heartbeat", timeout),
+                other => other,
+            })?;
         Ok(started.elapsed())
     }
 
@@ -233,6 +322,25 @@ impl Connection {
     pub async fn send_shutdown(&self) -> Result<(), Error> {
         self.send(encode_shutdown()).await
     }
+}
+
+/// The slot a call holds while in flight: one of `max_in_flight`, and its size in the byte
+/// budget.
+struct Slot {
+    _call: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// Slots of timed-out calls, by send sequence and by id.
+#[derive(Default)]
+struct ExpiredSlots {
+    by_seq: BTreeMap<u64, (String, Slot)>,
+    by_id: HashMap<String, u64>,
+}
+
+/// The byte budget counts KiB, so that it fits a semaphore's permits.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }
 
 /// Encodes the positional arguments of a call: a tuple, a `Vec`, or `()` for none.
@@ -323,9 +431,11 @@ async fn receive_loop(
                     None => Ok(message),
                     Some(violation) => Err(Error::protocol(&connection.worker, format!("reply rejected: {violation}"))),
                 };
-                if !connection.pending.complete(&id, reply) {
+                let seq = connection.pending.complete(&id, reply);
+                if seq.is_none() {
                     tracing::debug!(worker = %connection.worker, id, "reply for a call nobody waits for");
                 }
+                connection.child_read_up_to(&id, seq);
             }
             MessageKind::Stdout | MessageKind::Stderr => {
                 let stream = if message.kind == MessageKind::Stdout {

@@ -23,33 +23,32 @@ pub(crate) struct PendingCalls {
 
 #[derive(Default)]
 struct PendingInner {
-    waiting: HashMap<String, oneshot::Sender<Reply>>,
+    /// Each waiting call's reply channel and its send sequence number.
+    waiting: HashMap<String, (oneshot::Sender<Reply>, u64)>,
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
 }
 
 impl PendingCalls {
     /// Registers a call; fails with the closing error when the connection is closed.
-    pub fn register(&self, id: &str) -> Result<oneshot::Receiver<Reply>, Error> {
+    pub fn register(&self, id: &str, seq: u64) -> Result<oneshot::Receiver<Reply>, Error> {
         let mut inner = self.inner.lock().expect("pending lock");
         if let Some(closed) = &inner.closed {
             return Err(closed());
         }
         let (sender, receiver) = oneshot::channel();
-        inner.waiting.insert(id.to_owned(), sender);
+        inner.waiting.insert(id.to_owned(), (sender, seq));
         Ok(receiver)
     }
 
-    /// Hands a reply to the call waiting for it; false when nobody waits for that id (a late
-    /// reply to a call that timed out, or a stray message).
-    pub fn complete(&self, id: &str, reply: Reply) -> bool {
-        let sender = self.inner.lock().expect("pending lock").waiting.remove(id);
-        match sender {
-            Some(sender) => {
-                let _ = sender.send(reply);
-                true
-            }
-            None => false,
-        }
+    /// Hands a reply to the call waiting for it and returns that call's sequence number;
+    /// `None` when nobody waits for that id (a late reply to a call that timed out, or a stray
+    /// message).
+    pub fn complete(&self, id: &str, reply: Reply) -> Option<u64> {
+        let waiting = self.inner.lock().expect("pending lock").waiting.remove(id);
+        waiting.map(|(sender, seq)| {
+            let _ = sender.send(reply);
+            seq
+        })
     }
 
     /// Forgets a call (it timed out or its caller went away).
@@ -69,7 +68,7 @@ impl PendingCalls {
         };
         let closed = self.inner.lock().expect("pending lock").closed.clone();
         if let Some(error) = closed {
-            for (_, sender) in drained {
+            for (_, (sender, _)) in drained {
                 let _ = sender.send(Err(error()));
             }
         }
@@ -78,7 +77,7 @@ impl PendingCalls {
     /// Fails every call waiting now with `error()`, without closing: later calls may proceed.
     pub fn fail_all(&self, error: impl Fn() -> Error) {
         let drained: Vec<_> = self.inner.lock().expect("pending lock").waiting.drain().collect();
-        for (_, sender) in drained {
+        for (_, (sender, _)) in drained {
             let _ = sender.send(Err(error()));
         }
     }

@@ -357,6 +357,7 @@ impl WorkerShared {
             self.name.clone(),
             sender,
             self.config.max_in_flight,
+            self.config.max_in_flight_bytes,
             self.config.default_timeout,
             self.config.auth_token.as_deref(),
         );
@@ -405,6 +406,7 @@ impl WorkerShared {
             self.name.clone(),
             sender,
             self.config.max_in_flight,
+            self.config.max_in_flight_bytes,
             self.config.default_timeout,
             self.config.auth_token.as_deref(),
         );
