@@ -320,6 +320,10 @@ impl<W: Worker> Server<W> {
         self.remember_parent(&routing_id);
         match message.kind {
             MessageKind::Call => self.handle_call(routing_id, message, sender),
+            // A heartbeat echoes its metadata: not one that broke a limit.
+            MessageKind::Heartbeat if message.violation.is_some() => {
+                tracing::warn!("ignoring a heartbeat over a limit");
+            }
             MessageKind::Heartbeat => {
                 let reply = encode_heartbeat_reply(&message);
                 self.reply(routing_id, reply, sender);
