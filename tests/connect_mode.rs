@@ -20,7 +20,11 @@ async fn rust_service(home: &TempHome, id: &str) -> (Child, u16) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let entry = home.registry().discover(id, Duration::from_secs(20)).await.expect("service registers");
+    let entry = home
+        .registry()
+        .discover(id, Duration::from_secs(20))
+        .await
+        .expect("service registers");
     assert_eq!(entry.pid, child.id().unwrap());
     (child, entry.port)
 }
@@ -57,7 +61,10 @@ async fn a_rust_parent_calls_a_rust_service_by_name() {
     assert_eq!(handle.pid(), None, "connect mode owns no process");
     assert_eq!(handle.stop().await, None);
     // stop() disconnected, but the service still runs and still serves.
-    assert!(service.try_wait().unwrap().is_none(), "stop() must not stop a service it did not start");
+    assert!(
+        service.try_wait().unwrap().is_none(),
+        "stop() must not stop a service it did not start"
+    );
     let again = connect(&home, "math-service").handle();
     again.start().await.unwrap();
     assert_eq!(again.call_dyn::<i64>("add", (1, 1)).await.unwrap(), 2);
@@ -69,8 +76,12 @@ async fn a_rust_parent_calls_a_python_service_by_name() {
     let _service = python_service(&home, "py-math").await;
     let handle = connect(&home, "py-math").handle();
     handle.start().await.unwrap();
-    assert_eq!(handle.call_dyn::<i64>("multiply", (6, 7)).await.unwrap(), 42);
-    let info: std::collections::HashMap<String, multifrost::Value> = handle.call_dyn("get_info", ()).await.unwrap();
+    assert_eq!(
+        handle.call_dyn::<i64>("multiply", (6, 7)).await.unwrap(),
+        42
+    );
+    let info: std::collections::HashMap<String, multifrost::Value> =
+        handle.call_dyn("get_info", ()).await.unwrap();
     assert_eq!(info["language"].as_str(), Some("python"));
 }
 
@@ -86,7 +97,11 @@ async fn a_python_parent_calls_a_rust_service_by_name() {
         .await
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(report.contains(" 0 failed"), "{report}");
 }
 
@@ -117,8 +132,16 @@ async fn a_second_service_under_a_live_id_exits_with_the_registry_message() {
         .unwrap();
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("Service 'taken' already running (PID:"), "{stderr}");
-    let entry = home.registry().lookup("taken").await.unwrap().expect("first entry kept");
+    assert!(
+        stderr.contains("Service 'taken' already running (PID:"),
+        "{stderr}"
+    );
+    let entry = home
+        .registry()
+        .lookup("taken")
+        .await
+        .unwrap()
+        .expect("first entry kept");
     assert_eq!(entry.port, port);
 }
 
@@ -133,14 +156,20 @@ async fn a_service_that_goes_away_fails_calls_clearly_and_is_found_again_on_a_ne
     support::signal(service.id().unwrap(), libc::SIGTERM);
     service.wait().await.unwrap();
     // While it is gone, calls fail with a clear error rather than hanging.
-    let gone = tokio::time::timeout(Duration::from_secs(20), handle.call_dyn::<i64>("add", (1, 2)))
-        .await
-        .expect("a call to a vanished service ends");
+    let gone = tokio::time::timeout(
+        Duration::from_secs(20),
+        handle.call_dyn::<i64>("add", (1, 2)),
+    )
+    .await
+    .expect("a call to a vanished service ends");
     let err = gone.unwrap_err();
     assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
 
     let (_service, second_port) = rust_service(&home, "phoenix").await;
-    assert_ne!(first_port, second_port, "the registry hands out a fresh port");
+    assert_ne!(
+        first_port, second_port,
+        "the registry hands out a fresh port"
+    );
     assert_eq!(handle.call_dyn::<i64>("add", (2, 3)).await.unwrap(), 5);
 }
 
@@ -162,5 +191,9 @@ async fn discovering_a_missing_service_times_out_with_the_registry_message() {
         .start()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("Service 'nobody' not found within"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Service 'nobody' not found within"),
+        "{err}"
+    );
 }

@@ -550,7 +550,10 @@ async fn fuzz_child_over_a_real_socket(messages: usize) {
     // after the run must not grow beyond it: growth would be a leak.
     let mut warm_rng = Rng::new(0x5eed_0f_a11_0c);
     for _ in 0..messages.min(20_000) {
-        child.send_frames(junk.frames(&mut warm_rng)).await.expect("send");
+        child
+            .send_frames(junk.frames(&mut warm_rng))
+            .await
+            .expect("send");
     }
     assert_eq!(child.add(1, 1).await, 2);
     let rss_before = rss_kib(child.pid);
@@ -1306,7 +1309,10 @@ fn a_started_parent_stops_listening_so_no_frame_can_reach_it() {
     let mut parent = ParentProcess::start();
     assert_eq!(parent.call().as_deref(), Some("OK 42"));
     let refused = TcpStream::connect(("127.0.0.1", parent.port));
-    assert!(refused.is_err(), "the parent's port still accepts connections");
+    assert!(
+        refused.is_err(),
+        "the parent's port still accepts connections"
+    );
     for _ in 0..5 {
         assert_eq!(parent.call().as_deref(), Some("OK 42"));
     }

@@ -49,16 +49,24 @@ async fn the_typed_client_calls_every_method_of_the_math_contract() {
 async fn result_errors_arrive_as_remote_errors() {
     let (_worker, math) = math().await;
     match math.call().divide(1.0, 0.0).await {
-        Err(Error::Remote { message, function, .. }) => {
+        Err(Error::Remote {
+            message, function, ..
+        }) => {
             assert_eq!(function, "divide");
             assert_eq!(message, "Cannot divide by zero");
         }
         other => panic!("{other:?}"),
     }
     let overflow = math.call().factorial(30).await.unwrap_err();
-    assert!(overflow.to_string().contains("factorial(30) overflows i64"), "{overflow}");
+    assert!(
+        overflow.to_string().contains("factorial(30) overflows i64"),
+        "{overflow}"
+    );
     let thrown = math.call().throw_error("boom".into()).await.unwrap_err();
-    assert!(matches!(&thrown, Error::Remote { message, .. } if message == "boom"), "{thrown:?}");
+    assert!(
+        matches!(&thrown, Error::Remote { message, .. } if message == "boom"),
+        "{thrown:?}"
+    );
     math.stop().await;
 }
 
@@ -74,7 +82,10 @@ async fn echo_returns_every_kind_of_value_unchanged() {
         Value::from("héllo"),
         Value::Binary(vec![0, 255, 7]),
         Value::Array(vec![Value::from(1), Value::Array(vec![Value::from("a")])]),
-        Value::Map(vec![(Value::from("k"), Value::Map(vec![(Value::from("n"), Value::Nil)]))]),
+        Value::Map(vec![(
+            Value::from("k"),
+            Value::Map(vec![(Value::from("n"), Value::Nil)]),
+        )]),
     ];
     for value in values {
         assert_eq!(math.call().echo(value.clone()).await.unwrap(), value);
@@ -92,13 +103,29 @@ async fn call_dyn_reaches_the_same_worker_with_precise_argument_errors() {
         "{wrong_type:?}"
     );
     let arity = math.call_dyn::<i64>("add", (1, 2, 3)).await.unwrap_err();
-    assert!(arity.to_string().contains("add: expected 2 arguments (a, b), got 3"), "{arity}");
+    assert!(
+        arity
+            .to_string()
+            .contains("add: expected 2 arguments (a, b), got 3"),
+        "{arity}"
+    );
     // Node sends large integers as float64: an exact float is accepted for an integer.
     assert_eq!(math.call_dyn::<i64>("add", (2.0, 3)).await.unwrap(), 5);
     let fraction = math.call_dyn::<i64>("add", (2.5, 3)).await.unwrap_err();
-    assert!(fraction.to_string().contains("argument 1 (a): expected i64, got float 2.5"), "{fraction}");
-    let too_big = math.call_dyn::<i64>("add", (u64::MAX, 1)).await.unwrap_err();
-    assert!(too_big.to_string().contains("argument 1 (a): expected i64"), "not clamped: {too_big}");
+    assert!(
+        fraction
+            .to_string()
+            .contains("argument 1 (a): expected i64, got float 2.5"),
+        "{fraction}"
+    );
+    let too_big = math
+        .call_dyn::<i64>("add", (u64::MAX, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        too_big.to_string().contains("argument 1 (a): expected i64"),
+        "not clamped: {too_big}"
+    );
     math.stop().await;
 }
 
@@ -129,7 +156,11 @@ async fn the_python_parent_runs_its_suite_against_the_macro_worker() {
         .await
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(report.contains(" 0 failed"), "{report}");
 }
 
@@ -141,14 +172,34 @@ async fn the_worker_namespace_is_checked_and_reachable_through_call_options() {
     assert_eq!(namespace, "tools");
     assert_eq!(client, None);
     assert!(!has_deadline);
-    let options = CallOptions::new().client_name("tester").timeout(Duration::from_secs(5));
+    let options = CallOptions::new()
+        .client_name("tester")
+        .timeout(Duration::from_secs(5));
     let (client, _, has_deadline) = tools.call_with(options).who_called().await.unwrap();
     assert_eq!(client.as_deref(), Some("tester"));
-    assert!(has_deadline, "a call with a timeout tells the worker its deadline");
-    let (_, namespace, _) = tools.call().with_options(CallOptions::new()).who_called().await.unwrap();
-    assert_eq!(namespace, "tools", "with_options keeps the worker's namespace");
-    let wrong = tools.call_with(CallOptions::new().namespace("other")).who_called().await.unwrap_err();
-    assert!(wrong.to_string().contains("'other'") && wrong.to_string().contains("'tools'"), "{wrong}");
+    assert!(
+        has_deadline,
+        "a call with a timeout tells the worker its deadline"
+    );
+    let (_, namespace, _) = tools
+        .call()
+        .with_options(CallOptions::new())
+        .who_called()
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace, "tools",
+        "with_options keeps the worker's namespace"
+    );
+    let wrong = tools
+        .call_with(CallOptions::new().namespace("other"))
+        .who_called()
+        .await
+        .unwrap_err();
+    assert!(
+        wrong.to_string().contains("'other'") && wrong.to_string().contains("'tools'"),
+        "{wrong}"
+    );
     tools.stop().await;
 }
 
@@ -156,7 +207,11 @@ async fn the_worker_namespace_is_checked_and_reachable_through_call_options() {
 async fn a_method_reads_per_call_metadata_from_its_context() {
     let (_worker, tools) = toolbox().await;
     let options = CallOptions::new().metadata("token", "s3cret");
-    let token = tools.call_with(options).metadata("token".into()).await.unwrap();
+    let token = tools
+        .call_with(options)
+        .metadata("token".into())
+        .await
+        .unwrap();
     assert_eq!(token, Some(Value::from("s3cret")));
     assert_eq!(tools.call().metadata("absent".into()).await.unwrap(), None);
     tools.stop().await;
@@ -175,7 +230,10 @@ async fn a_blocking_sync_method_does_not_stall_heartbeats_or_other_calls() {
     let started = Instant::now();
     tools.heartbeat().await.unwrap();
     assert_eq!(tools.call().sum_all(vec![1, 2], None).await.unwrap(), 3);
-    assert!(started.elapsed() < Duration::from_secs(2), "answered while the sync method ran");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered while the sync method ran"
+    );
     assert_eq!(slow.await.unwrap().unwrap(), 2.0);
     tools.stop().await;
 }
@@ -184,13 +242,36 @@ async fn a_blocking_sync_method_does_not_stall_heartbeats_or_other_calls() {
 async fn renamed_skipped_and_optional_parameters_follow_the_attributes() {
     let (_worker, tools) = toolbox().await;
     let options = CallOptions::new().namespace("tools");
-    assert_eq!(tools.call().sum_all(vec![1, 2, 3], Some(10)).await.unwrap(), 60);
+    assert_eq!(
+        tools.call().sum_all(vec![1, 2, 3], Some(10)).await.unwrap(),
+        60
+    );
     // The wire name is the rename; a trailing Option may be left out.
-    assert_eq!(tools.call_dyn_with::<i64>("sumAll", (vec![1, 2],), &options).await.unwrap(), 3);
-    let snake = tools.call_dyn_with::<i64>("sum_all", (vec![1],), &options).await.unwrap_err();
-    assert!(snake.to_string().contains("Function 'sum_all' not found"), "{snake}");
-    let skipped = tools.call_dyn_with::<i64>("internal", (), &options).await.unwrap_err();
-    assert!(skipped.to_string().contains("Function 'internal' not found"), "{skipped}");
+    assert_eq!(
+        tools
+            .call_dyn_with::<i64>("sumAll", (vec![1, 2],), &options)
+            .await
+            .unwrap(),
+        3
+    );
+    let snake = tools
+        .call_dyn_with::<i64>("sum_all", (vec![1],), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        snake.to_string().contains("Function 'sum_all' not found"),
+        "{snake}"
+    );
+    let skipped = tools
+        .call_dyn_with::<i64>("internal", (), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        skipped
+            .to_string()
+            .contains("Function 'internal' not found"),
+        "{skipped}"
+    );
     tools.stop().await;
 }
 
@@ -198,7 +279,10 @@ async fn renamed_skipped_and_optional_parameters_follow_the_attributes() {
 async fn a_panic_in_a_sync_method_is_an_error_reply_and_the_worker_keeps_serving() {
     let (_worker, tools) = toolbox().await;
     let err = tools.call().explode().await.unwrap_err();
-    assert!(err.to_string().contains("explode: panicked: sync boom"), "{err}");
+    assert!(
+        err.to_string().contains("explode: panicked: sync boom"),
+        "{err}"
+    );
     assert_eq!(tools.call().sum_all(vec![4], None).await.unwrap(), 4);
     tools.stop().await;
 }

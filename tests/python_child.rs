@@ -19,10 +19,22 @@ async fn started() -> (multifrost::ParentWorker, multifrost::Handle) {
 async fn integers_and_floats_round_trip() {
     let (_worker, handle) = started().await;
     assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
-    assert_eq!(handle.call_dyn::<f64>("divide", (10, 4)).await.unwrap(), 2.5);
-    assert_eq!(handle.call_dyn::<i64>("echo", (i64::MIN,)).await.unwrap(), i64::MIN);
-    assert_eq!(handle.call_dyn::<i64>("echo", (i64::MAX,)).await.unwrap(), i64::MAX);
-    assert_eq!(handle.call_dyn::<u64>("fibonacci", (50,)).await.unwrap(), 12_586_269_025);
+    assert_eq!(
+        handle.call_dyn::<f64>("divide", (10, 4)).await.unwrap(),
+        2.5
+    );
+    assert_eq!(
+        handle.call_dyn::<i64>("echo", (i64::MIN,)).await.unwrap(),
+        i64::MIN
+    );
+    assert_eq!(
+        handle.call_dyn::<i64>("echo", (i64::MAX,)).await.unwrap(),
+        i64::MAX
+    );
+    assert_eq!(
+        handle.call_dyn::<u64>("fibonacci", (50,)).await.unwrap(),
+        12_586_269_025
+    );
     handle.stop().await;
 }
 
@@ -49,16 +61,38 @@ async fn nan_and_infinity_are_sent_as_nil() {
 #[tokio::test]
 async fn strings_bytes_nil_and_nested_values_round_trip() {
     let (_worker, handle) = started().await;
-    assert_eq!(handle.call_dyn::<String>("echo", ("héllo ✓",)).await.unwrap(), "héllo ✓");
+    assert_eq!(
+        handle
+            .call_dyn::<String>("echo", ("héllo ✓",))
+            .await
+            .unwrap(),
+        "héllo ✓"
+    );
     let bytes = ByteBuf::from(vec![0u8, 255, 1, 2]);
     let echoed: Value = handle.call_dyn("echo", (&bytes,)).await.unwrap();
-    assert_eq!(echoed, Value::Binary(vec![0, 255, 1, 2]), "bin must stay bin");
-    assert_eq!(handle.call_dyn::<Option<i64>>("echo", (None::<i64>,)).await.unwrap(), None);
+    assert_eq!(
+        echoed,
+        Value::Binary(vec![0, 255, 1, 2]),
+        "bin must stay bin"
+    );
+    assert_eq!(
+        handle
+            .call_dyn::<Option<i64>>("echo", (None::<i64>,))
+            .await
+            .unwrap(),
+        None
+    );
     let nested = Value::Map(vec![(
         Value::from("a"),
-        Value::Array(vec![Value::from(1), Value::Array(vec![Value::from("x"), Value::Nil])]),
+        Value::Array(vec![
+            Value::from(1),
+            Value::Array(vec![Value::from("x"), Value::Nil]),
+        ]),
     )]);
-    assert_eq!(handle.call_dyn::<Value>("echo", (&nested,)).await.unwrap(), nested);
+    assert_eq!(
+        handle.call_dyn::<Value>("echo", (&nested,)).await.unwrap(),
+        nested
+    );
     handle.stop().await;
 }
 
@@ -77,7 +111,12 @@ async fn a_none_result_without_result_key_decodes_as_nil() {
 async fn remote_errors_carry_message_and_traceback() {
     let (_worker, handle) = started().await;
     match handle.call_dyn::<f64>("divide", (1, 0)).await {
-        Err(Error::Remote { message, traceback, function, .. }) => {
+        Err(Error::Remote {
+            message,
+            traceback,
+            function,
+            ..
+        }) => {
             assert_eq!(function, "divide");
             assert_eq!(message, "ValueError: Cannot divide by zero");
             let traceback = traceback.expect("a Python traceback");
@@ -92,21 +131,43 @@ async fn remote_errors_carry_message_and_traceback() {
 async fn unknown_and_private_functions_are_rejected_by_the_python_child() {
     let (_worker, handle) = started().await;
     let unknown = handle.call_dyn::<Value>("nope", ()).await.unwrap_err();
-    assert!(unknown.to_string().contains("Function 'nope' not found"), "{unknown}");
+    assert!(
+        unknown.to_string().contains("Function 'nope' not found"),
+        "{unknown}"
+    );
     let private = handle.call_dyn::<Value>("_secret", ()).await.unwrap_err();
-    assert!(private.to_string().contains("Cannot call private method '_secret'"), "{private}");
+    assert!(
+        private
+            .to_string()
+            .contains("Cannot call private method '_secret'"),
+        "{private}"
+    );
     let undefined_private = handle.call_dyn::<Value>("_nothing", ()).await.unwrap_err();
-    assert!(undefined_private.to_string().contains("Function '_nothing' not found"), "{undefined_private}");
+    assert!(
+        undefined_private
+            .to_string()
+            .contains("Function '_nothing' not found"),
+        "{undefined_private}"
+    );
     handle.stop().await;
 }
 
 #[tokio::test]
 async fn a_python_child_ignores_another_namespace_so_the_timeout_fires() {
     let (_worker, handle) = started().await;
-    let options = CallOptions::new().namespace("other").timeout(Duration::from_millis(500));
-    let err = handle.call_dyn_with::<i64>("add", (1, 2), &options).await.unwrap_err();
+    let options = CallOptions::new()
+        .namespace("other")
+        .timeout(Duration::from_millis(500));
+    let err = handle
+        .call_dyn_with::<i64>("add", (1, 2), &options)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
-    assert_eq!(handle.pending_calls(), 0, "a timed-out call leaves nothing behind");
+    assert_eq!(
+        handle.pending_calls(),
+        0,
+        "a timed-out call leaves nothing behind"
+    );
     // The worker still serves the right namespace.
     assert_eq!(handle.call_dyn::<i64>("add", (2, 2)).await.unwrap(), 4);
     handle.stop().await;
@@ -143,7 +204,10 @@ async fn killing_the_python_child_fails_the_pending_call_at_once() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let err = sleeper.await.unwrap().unwrap_err();
-    assert!(killed_at.elapsed() < Duration::from_secs(10), "failed promptly, not at a timeout");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "failed promptly, not at a timeout"
+    );
     match err {
         Error::ChildExited { status, .. } => assert_eq!(status.signal, Some(libc::SIGKILL)),
         other => panic!("expected ChildExited, got {other:?}"),
@@ -155,8 +219,13 @@ async fn killing_the_python_child_fails_the_pending_call_at_once() {
 #[tokio::test]
 async fn per_call_metadata_and_client_name_reach_the_python_child() {
     let (_worker, handle) = started().await;
-    let options = CallOptions::new().metadata("token", "s3cret").correlation_id("corr-1");
-    let metadata: Value = handle.call_dyn_with("get_metadata", (), &options).await.unwrap();
+    let options = CallOptions::new()
+        .metadata("token", "s3cret")
+        .correlation_id("corr-1");
+    let metadata: Value = handle
+        .call_dyn_with("get_metadata", (), &options)
+        .await
+        .unwrap();
     let get = |key: &str| {
         metadata
             .as_map()

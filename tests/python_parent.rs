@@ -25,5 +25,8 @@ fn run_python_suite(worker: &std::path::Path) -> String {
 fn python_parent_runs_the_math_suite_against_a_hand_written_rust_worker() {
     let report = run_python_suite(&support::hand_worker());
     assert!(report.contains(" 0 failed"), "{report}");
-    assert!(report.contains("rust"), "get_info should report language rust:\n{report}");
+    assert!(
+        report.contains("rust"),
+        "get_info should report language rust:\n{report}"
+    );
 }

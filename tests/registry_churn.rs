@@ -25,7 +25,10 @@ async fn eight_rust_processes_and_a_python_one_churn_without_losing_or_corruptin
     let home = TempHome::new("churn");
     let registry = home.registry();
     // A long-lived entry written before the churn: it must survive every rewrite.
-    let sentinel_port = registry.register("sentinel", std::process::id()).await.unwrap();
+    let sentinel_port = registry
+        .register("sentinel", std::process::id())
+        .await
+        .unwrap();
 
     let (ids, seconds) = churn_size();
     let mut churners = Vec::new();
@@ -56,14 +59,24 @@ async fn eight_rust_processes_and_a_python_one_churn_without_losing_or_corruptin
             .expect("churn ends")
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && stdout.starts_with("CHURNED"), "{stdout}");
+        assert!(
+            output.status.success() && stdout.starts_with("CHURNED"),
+            "{stdout}"
+        );
     }
 
     let raw = std::fs::read_to_string(registry.path()).unwrap();
-    assert!(raw.trim_start().starts_with('{'), "the file is whole: {raw}");
+    assert!(
+        raw.trim_start().starts_with('{'),
+        "the file is whole: {raw}"
+    );
     let services = registry.list().await.unwrap();
     let ids: Vec<&str> = services.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, ["sentinel"], "every churned id was unregistered, the sentinel kept");
+    assert_eq!(
+        ids,
+        ["sentinel"],
+        "every churned id was unregistered, the sentinel kept"
+    );
     assert_eq!(services[0].1.port, sentinel_port);
     assert!(!registry.lock_path().exists(), "no lock file left behind");
 }

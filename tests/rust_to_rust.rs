@@ -23,7 +23,11 @@ fn kill(pid: u32, signal: i32) {
 #[tokio::test]
 async fn calls_before_start_fail_with_not_started() {
     let worker = support::rust_worker();
-    let err = worker.handle().call_dyn::<i64>("add", (1, 2)).await.unwrap_err();
+    let err = worker
+        .handle()
+        .call_dyn::<i64>("add", (1, 2))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotStarted { .. }), "{err:?}");
 }
 
@@ -32,7 +36,10 @@ async fn every_handle_of_a_worker_shares_one_child() {
     let (worker, handle) = started().await;
     let other = worker.handle();
     assert_eq!(other.pid(), handle.pid());
-    other.start().await.expect("start on a running worker does nothing");
+    other
+        .start()
+        .await
+        .expect("start on a running worker does nothing");
     assert_eq!(other.pid(), handle.pid());
     assert_eq!(other.call_dyn::<i64>("add", (40, 2)).await.unwrap(), 42);
     handle.stop().await;
@@ -55,7 +62,10 @@ async fn dropping_the_last_handle_kills_the_child() {
     let pid = handle.pid().unwrap();
     drop(handle);
     drop(worker);
-    assert!(support::wait_until_gone(pid, Duration::from_secs(10)).await, "child {pid} outlived its parent's handles");
+    assert!(
+        support::wait_until_gone(pid, Duration::from_secs(10)).await,
+        "child {pid} outlived its parent's handles"
+    );
 }
 
 #[tokio::test]
@@ -70,19 +80,30 @@ async fn the_child_dies_when_the_parent_process_is_killed() {
     tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut line)
         .await
         .unwrap();
-    let child_pid: u32 = line.trim().parse().expect("the parent prints its child's pid");
+    let child_pid: u32 = line
+        .trim()
+        .parse()
+        .expect("the parent prints its child's pid");
     assert!(support::process_alive(child_pid));
     parent.start_kill().unwrap();
     parent.wait().await.unwrap();
-    assert!(support::wait_until_gone(child_pid, Duration::from_secs(10)).await, "orphaned child {child_pid} still runs");
+    assert!(
+        support::wait_until_gone(child_pid, Duration::from_secs(10)).await,
+        "orphaned child {child_pid} still runs"
+    );
 }
 
 #[tokio::test]
 async fn a_remote_error_is_returned_and_the_child_keeps_serving() {
     let (_worker, handle) = started().await;
-    let err = handle.call_dyn::<Value>("throw_error", ("boom",)).await.unwrap_err();
+    let err = handle
+        .call_dyn::<Value>("throw_error", ("boom",))
+        .await
+        .unwrap_err();
     match err {
-        Error::Remote { message, function, .. } => {
+        Error::Remote {
+            message, function, ..
+        } => {
             assert_eq!(message, "boom");
             assert_eq!(function, "throw_error");
         }
@@ -95,8 +116,14 @@ async fn a_remote_error_is_returned_and_the_child_keeps_serving() {
 #[tokio::test]
 async fn a_panicking_method_becomes_an_error_reply_and_the_child_keeps_serving() {
     let (_worker, handle) = started().await;
-    let err = handle.call_dyn::<Value>("panic", ("oops",)).await.unwrap_err();
-    assert!(err.to_string().contains("panicked: deliberate panic: oops"), "{err}");
+    let err = handle
+        .call_dyn::<Value>("panic", ("oops",))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("panicked: deliberate panic: oops"),
+        "{err}"
+    );
     assert_eq!(handle.call_dyn::<i64>("add", (1, 1)).await.unwrap(), 2);
     handle.stop().await;
 }
@@ -105,28 +132,54 @@ async fn a_panicking_method_becomes_an_error_reply_and_the_child_keeps_serving()
 async fn unknown_private_and_missing_function_names_get_the_usual_wording() {
     let (_worker, handle) = started().await;
     let unknown = handle.call_dyn::<Value>("nope", ()).await.unwrap_err();
-    assert!(unknown.to_string().ends_with("Function 'nope' not found"), "{unknown}");
+    assert!(
+        unknown.to_string().ends_with("Function 'nope' not found"),
+        "{unknown}"
+    );
     let private = handle.call_dyn::<Value>("_hidden", ()).await.unwrap_err();
-    assert!(private.to_string().ends_with("Cannot call private method '_hidden'"), "{private}");
+    assert!(
+        private
+            .to_string()
+            .ends_with("Cannot call private method '_hidden'"),
+        "{private}"
+    );
     handle.stop().await;
 }
 
 #[tokio::test]
 async fn a_rust_child_answers_another_namespace_with_an_error_naming_both() {
     let (_worker, handle) = started().await;
-    let options = CallOptions::new().namespace("billing").timeout(Duration::from_secs(10));
-    let err = handle.call_dyn_with::<i64>("add", (1, 2), &options).await.unwrap_err();
+    let options = CallOptions::new()
+        .namespace("billing")
+        .timeout(Duration::from_secs(10));
+    let err = handle
+        .call_dyn_with::<i64>("add", (1, 2), &options)
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Remote { .. }), "an error reply, not a timeout: {err:?}");
-    assert!(text.contains("'billing'") && text.contains("'default'"), "{text}");
+    assert!(
+        matches!(err, Error::Remote { .. }),
+        "an error reply, not a timeout: {err:?}"
+    );
+    assert!(
+        text.contains("'billing'") && text.contains("'default'"),
+        "{text}"
+    );
     handle.stop().await;
 }
 
 #[tokio::test]
 async fn a_wrong_argument_type_names_the_argument() {
     let (_worker, handle) = started().await;
-    let err = handle.call_dyn::<Value>("fibonacci", ("ten",)).await.unwrap_err();
-    assert!(err.to_string().contains("fibonacci: argument 1 (n): expected u64, got str \"ten\""), "{err}");
+    let err = handle
+        .call_dyn::<Value>("fibonacci", ("ten",))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("fibonacci: argument 1 (n): expected u64, got str \"ten\""),
+        "{err}"
+    );
     handle.stop().await;
 }
 
@@ -148,7 +201,10 @@ async fn a_result_of_the_wrong_type_is_a_decode_error() {
 async fn a_timed_out_call_leaves_nothing_pending_and_the_late_reply_is_dropped() {
     let (_worker, handle) = started().await;
     let options = CallOptions::new().timeout(Duration::from_millis(200));
-    let err = handle.call_dyn_with::<f64>("sleep", (1.0,), &options).await.unwrap_err();
+    let err = handle
+        .call_dyn_with::<f64>("sleep", (1.0,), &options)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_eq!(handle.pending_calls(), 0);
     // The late reply arrives while another call waits: it must not be confused with it.
@@ -184,7 +240,10 @@ async fn a_slow_call_does_not_block_others_or_heartbeats() {
     let started = Instant::now();
     assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
     handle.heartbeat().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "answered while the slow call ran");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered while the slow call ran"
+    );
     assert!(!slow.is_finished());
     assert_eq!(slow.await.unwrap().unwrap(), 2.0);
     handle.stop().await;
@@ -268,22 +327,33 @@ async fn the_child_output_reaches_the_parent_as_messages() {
     let lines: Arc<Mutex<Vec<(OutputStream, String, bool)>>> = Arc::default();
     let seen = lines.clone();
     let worker = support::rust_worker().on_output(move |event| {
-        seen.lock().unwrap().push((event.stream, event.text.to_owned(), event.from_message));
+        seen.lock()
+            .unwrap()
+            .push((event.stream, event.text.to_owned(), event.from_message));
     });
     let handle = worker.handle();
     handle.start().await.unwrap();
-    handle.call_dyn::<()>("print_line", ("hello from the child",)).await.unwrap();
+    handle
+        .call_dyn::<()>("print_line", ("hello from the child",))
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = lines
             .lock()
             .unwrap()
             .iter()
-            .any(|(stream, text, from_message)| *stream == OutputStream::Stdout && text == "hello from the child" && *from_message);
+            .any(|(stream, text, from_message)| {
+                *stream == OutputStream::Stdout && text == "hello from the child" && *from_message
+            });
         if found {
             break;
         }
-        assert!(Instant::now() < deadline, "output never arrived: {:?}", lines.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "output never arrived: {:?}",
+            lines.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     handle.stop().await;
@@ -299,7 +369,10 @@ async fn a_rust_worker_without_a_parent_port_exits_with_status_1() {
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "port {port}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("COMLINK_ZMQ_PORT") && stderr.contains("1024..=65535"), "{stderr}");
+        assert!(
+            stderr.contains("COMLINK_ZMQ_PORT") && stderr.contains("1024..=65535"),
+            "{stderr}"
+        );
     }
     let output = tokio::process::Command::new(support::hand_worker())
         .env_remove("COMLINK_ZMQ_PORT")
@@ -314,7 +387,10 @@ async fn a_rust_worker_without_a_parent_port_exits_with_status_1() {
 async fn heartbeat_returns_a_round_trip_time() {
     let (_worker, handle) = started().await;
     let rtt = handle.heartbeat().await.unwrap();
-    assert!(rtt > Duration::ZERO && rtt < Duration::from_secs(3), "{rtt:?}");
+    assert!(
+        rtt > Duration::ZERO && rtt < Duration::from_secs(3),
+        "{rtt:?}"
+    );
     handle.stop().await;
 }
 
@@ -336,7 +412,10 @@ async fn a_child_with_a_token_rejects_calls_without_it() {
     assert!(matches!(err, Error::Remote { .. }), "{err:?}");
     assert!(err.to_string().contains("Unauthorized"), "{err}");
     let wrong = CallOptions::new().metadata("auth_token", "guess");
-    let err = handle.call_dyn_with::<i64>("add", (1, 2), &wrong).await.unwrap_err();
+    let err = handle
+        .call_dyn_with::<i64>("add", (1, 2), &wrong)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("Unauthorized"), "{err}");
     // Heartbeats still work: the token guards calls only.
     handle.heartbeat().await.unwrap();

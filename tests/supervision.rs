@@ -35,7 +35,10 @@ async fn a_killed_child_fails_500_calls_promptly_and_auto_restart_serves_the_nex
         let err = call.await.unwrap().unwrap_err();
         assert!(matches!(err, Error::ChildExited { .. }), "{err:?}");
     }
-    assert!(killed_at.elapsed() < Duration::from_secs(10), "failed at once, not at a timeout");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "failed at once, not at a timeout"
+    );
     // The next call waits for the restart and succeeds on the new child.
     assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
     let second_pid = handle.pid().unwrap();
@@ -47,7 +50,8 @@ async fn a_killed_child_fails_500_calls_promptly_and_auto_restart_serves_the_nex
 
 #[tokio::test]
 async fn a_stopped_child_is_detected_by_heartbeats_and_a_probe_closes_the_circuit_after_sigcont() {
-    let worker = fast_heartbeats(support::rust_worker()).circuit_cooldown(Duration::from_millis(200));
+    let worker =
+        fast_heartbeats(support::rust_worker()).circuit_cooldown(Duration::from_millis(200));
     let handle = worker.handle();
     handle.start().await.unwrap();
     let pid = handle.pid().unwrap();
@@ -69,7 +73,9 @@ async fn a_stopped_child_is_detected_by_heartbeats_and_a_probe_closes_the_circui
 
     signal(pid, libc::SIGCONT);
     assert!(
-        eventually(Duration::from_secs(10), || handle.circuit_state() == CircuitState::Closed).await,
+        eventually(Duration::from_secs(10), || handle.circuit_state()
+            == CircuitState::Closed)
+        .await,
         "a heartbeat after SIGCONT should close the circuit"
     );
     assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
@@ -87,7 +93,10 @@ async fn a_hung_child_is_replaced_when_auto_restart_is_on() {
     let pid = handle.pid().unwrap();
     signal(pid, libc::SIGSTOP);
     assert!(eventually(Duration::from_secs(20), || handle.restart_count() == 1).await);
-    assert!(support::wait_until_gone(pid, Duration::from_secs(10)).await, "the hung child is killed");
+    assert!(
+        support::wait_until_gone(pid, Duration::from_secs(10)).await,
+        "the hung child is killed"
+    );
     assert_eq!(handle.call_dyn::<i64>("add", (2, 2)).await.unwrap(), 4);
     assert_ne!(handle.pid(), Some(pid));
     handle.stop().await;
@@ -109,7 +118,10 @@ async fn a_child_that_crashes_on_start_is_retried_with_backoff_then_given_up() {
     let err = handle.start().await.unwrap_err();
     assert!(matches!(err, Error::StartFailed { .. }), "{err:?}");
     let starts = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert_eq!(starts, 4, "one start and three restart attempts, then no more");
+    assert_eq!(
+        starts, 4,
+        "one start and three restart attempts, then no more"
+    );
     // Backoff of 100 + 200 + 400 ms between attempts: no busy loop.
     assert!(started.elapsed() >= Duration::from_millis(700));
     assert!(!handle.is_healthy());
@@ -120,7 +132,9 @@ async fn a_child_that_crashes_on_start_is_retried_with_backoff_then_given_up() {
 
 #[tokio::test]
 async fn restarts_stop_after_max_attempts_when_the_child_keeps_dying() {
-    let worker = support::rust_worker().auto_restart(true).max_restart_attempts(2);
+    let worker = support::rust_worker()
+        .auto_restart(true)
+        .max_restart_attempts(2);
     let handle = worker.handle();
     handle.start().await.unwrap();
     // Each child exits on its first call; each restart is a new child that will do the same.
@@ -145,22 +159,33 @@ async fn a_call_longer_than_the_heartbeat_timeout_causes_no_miss_and_no_restart(
     let metrics = handle.metrics();
     assert_eq!(metrics.heartbeat_misses, 0);
     assert_eq!(metrics.restarts, 0);
-    assert!(metrics.heartbeat_rtt_avg_ms > 0.0, "heartbeats flowed during the call: {metrics:?}");
+    assert!(
+        metrics.heartbeat_rtt_avg_ms > 0.0,
+        "heartbeats flowed during the call: {metrics:?}"
+    );
     handle.stop().await;
 }
 
 #[tokio::test]
 async fn consecutive_timeouts_open_the_circuit_and_remote_errors_do_not() {
-    let worker = support::rust_worker().no_heartbeats().circuit_threshold(3).circuit_cooldown(Duration::from_secs(60));
+    let worker = support::rust_worker()
+        .no_heartbeats()
+        .circuit_threshold(3)
+        .circuit_cooldown(Duration::from_secs(60));
     let handle = worker.handle();
     handle.start().await.unwrap();
     for _ in 0..5 {
-        let _ = handle.call_dyn::<()>("throw_error", ("an answer, not a failure",)).await;
+        let _ = handle
+            .call_dyn::<()>("throw_error", ("an answer, not a failure",))
+            .await;
     }
     assert_eq!(handle.circuit_state(), CircuitState::Closed);
     let quick = CallOptions::new().timeout(Duration::from_millis(50));
     for _ in 0..3 {
-        let err = handle.call_dyn_with::<f64>("sleep", (1.0,), &quick).await.unwrap_err();
+        let err = handle
+            .call_dyn_with::<f64>("sleep", (1.0,), &quick)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }));
     }
     assert_eq!(handle.circuit_state(), CircuitState::Open);
@@ -178,10 +203,16 @@ async fn metrics_count_what_the_calls_did() {
         handle.call_dyn::<i64>("add", (i, 1)).await.unwrap();
     }
     for _ in 0..3 {
-        handle.call_dyn::<()>("throw_error", ("x",)).await.unwrap_err();
+        handle
+            .call_dyn::<()>("throw_error", ("x",))
+            .await
+            .unwrap_err();
     }
     let quick = CallOptions::new().timeout(Duration::from_millis(50));
-    handle.call_dyn_with::<f64>("sleep", (0.5,), &quick).await.unwrap_err();
+    handle
+        .call_dyn_with::<f64>("sleep", (0.5,), &quick)
+        .await
+        .unwrap_err();
     let metrics = handle.metrics();
     assert_eq!(metrics.requests_total, 14);
     assert_eq!(metrics.requests_success, 10);
@@ -193,7 +224,10 @@ async fn metrics_count_what_the_calls_did() {
     assert!(metrics.latency_p50_ms <= metrics.latency_p95_ms);
     assert!(metrics.latency_p95_ms <= metrics.latency_p99_ms);
     assert!(metrics.latency_p99_ms <= metrics.latency_max_ms);
-    assert!(metrics.latency_max_ms >= 50.0, "the timed-out call counts its 50 ms");
+    assert!(
+        metrics.latency_max_ms >= 50.0,
+        "the timed-out call counts its 50 ms"
+    );
     handle.stop().await;
 }
 
@@ -211,8 +245,15 @@ async fn a_stalled_child_holds_at_most_max_in_flight_calls_and_every_call_ends()
             tokio::spawn(async move { handle.call_dyn_with::<i64>("add", (i, 1), &options).await })
         })
         .collect();
-    assert!(eventually(Duration::from_secs(10), || handle.metrics().in_flight == 200).await);
-    assert!(handle.pending_calls() <= 10, "only 10 calls are sent to a stalled child");
+    assert!(
+        eventually(Duration::from_secs(10), || handle.metrics().in_flight
+            == 200)
+        .await
+    );
+    assert!(
+        handle.pending_calls() <= 10,
+        "only 10 calls are sent to a stalled child"
+    );
     for call in calls {
         let err = call.await.unwrap().unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err:?}");

@@ -20,7 +20,11 @@ impl Toolbox {
 
     /// What the context says about the caller: (client name, namespace, has deadline).
     pub async fn who_called(&self, ctx: &CallContext) -> (Option<String>, String, bool) {
-        (ctx.client_name.clone(), ctx.namespace.clone(), ctx.deadline().is_some())
+        (
+            ctx.client_name.clone(),
+            ctx.namespace.clone(),
+            ctx.deadline().is_some(),
+        )
     }
 
     /// Exposed under a camelCase name, as a Node caller would expect.

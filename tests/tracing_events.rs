@@ -45,7 +45,11 @@ impl Subscriber for Capture {
 
 impl Capture {
     fn has(&self, parts: &[&str]) -> bool {
-        self.0.lock().unwrap().iter().any(|line| parts.iter().all(|part| line.contains(part)))
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| parts.iter().all(|part| line.contains(part)))
     }
 }
 
@@ -65,19 +69,43 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
     assert!(capture.has(&["worker started", "worker=hand-worker"]));
 
     let options = CallOptions::new().correlation_id("corr-42");
-    handle.call_dyn_with::<i64>("add", (1, 2), &options).await.unwrap();
-    assert!(capture.has(&["call start", "function=\"add\"", "namespace=\"default\"", "correlation_id=\"corr-42\""]));
-    assert!(capture.has(&["call ok", "function=\"add\"", "duration_ms=", "correlation_id=\"corr-42\""]));
-    handle.call_dyn::<()>("throw_error", ("no",)).await.unwrap_err();
+    handle
+        .call_dyn_with::<i64>("add", (1, 2), &options)
+        .await
+        .unwrap();
+    assert!(capture.has(&[
+        "call start",
+        "function=\"add\"",
+        "namespace=\"default\"",
+        "correlation_id=\"corr-42\""
+    ]));
+    assert!(capture.has(&[
+        "call ok",
+        "function=\"add\"",
+        "duration_ms=",
+        "correlation_id=\"corr-42\""
+    ]));
+    handle
+        .call_dyn::<()>("throw_error", ("no",))
+        .await
+        .unwrap_err();
     assert!(capture.has(&["call returned an error", "function=\"throw_error\""]));
 
     let pid = handle.pid().unwrap();
     signal(pid, libc::SIGSTOP);
-    assert!(eventually(Duration::from_secs(10), || handle.circuit_state() == CircuitState::Open).await);
+    assert!(
+        eventually(Duration::from_secs(10), || handle.circuit_state()
+            == CircuitState::Open)
+        .await
+    );
     assert!(capture.has(&["heartbeat missed", "misses=1"]));
     assert!(capture.has(&["circuit opened", "worker=hand-worker"]));
     signal(pid, libc::SIGCONT);
-    assert!(eventually(Duration::from_secs(10), || handle.circuit_state() == CircuitState::Closed).await);
+    assert!(
+        eventually(Duration::from_secs(10), || handle.circuit_state()
+            == CircuitState::Closed)
+        .await
+    );
     assert!(capture.has(&["circuit closed"]));
 
     handle.stop().await;

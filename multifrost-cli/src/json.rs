@@ -42,7 +42,11 @@ pub fn from_json(json: Json) -> Value {
                     }
                 }
             }
-            Value::Map(map.into_iter().map(|(k, v)| (Value::from(k), from_json(v))).collect())
+            Value::Map(
+                map.into_iter()
+                    .map(|(k, v)| (Value::from(k), from_json(v)))
+                    .collect(),
+            )
         }
     }
 }
@@ -77,7 +81,10 @@ pub fn to_json(value: &Value) -> Json {
                 })
                 .collect(),
         ),
-        Value::Ext(kind, data) => tagged("$ext", Json::Array(vec![Json::from(*kind), Json::from(BASE64.encode(data))])),
+        Value::Ext(kind, data) => tagged(
+            "$ext",
+            Json::Array(vec![Json::from(*kind), Json::from(BASE64.encode(data))]),
+        ),
     }
 }
 
@@ -96,8 +103,14 @@ mod tests {
         assert_eq!(parse_arg("42"), Value::from(42));
         assert_eq!(parse_arg("\"42\""), Value::from("42"));
         assert_eq!(parse_arg("hello"), Value::from("hello"));
-        assert_eq!(parse_arg("[1, null]"), Value::Array(vec![Value::from(1), Value::Nil]));
-        assert_eq!(parse_arg(r#"{"$bin": "AP8="}"#), Value::Binary(vec![0, 255]));
+        assert_eq!(
+            parse_arg("[1, null]"),
+            Value::Array(vec![Value::from(1), Value::Nil])
+        );
+        assert_eq!(
+            parse_arg(r#"{"$bin": "AP8="}"#),
+            Value::Binary(vec![0, 255])
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ use multifrost::registry::Registry;
 use multifrost::{CallOptions, Error, ParentWorker, Value};
 
 #[derive(Parser)]
-#[command(name = "multifrost", version, about = "Call multifrost workers in any language from the command line")]
+#[command(
+    name = "multifrost",
+    version,
+    about = "Call multifrost workers in any language from the command line"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,7 +93,12 @@ impl Target {
         // `timeout` bounds the call and the registry lookup; starting a worker (an interpreter
         // loading its modules, say) keeps the library's default bound.
         Ok(worker.no_heartbeats().on_output(|event| {
-            eprintln!("[{} {}]: {}", event.worker, event.stream.as_str(), event.text)
+            eprintln!(
+                "[{} {}]: {}",
+                event.worker,
+                event.stream.as_str(),
+                event.text
+            )
         }))
     }
 }
@@ -127,7 +136,10 @@ async fn run(cli: Cli) -> Result<(), (u8, String)> {
                     .collect();
                 println!("{}", serde_json::Value::Array(entries));
             } else {
-                println!("{:<24} {:>8} {:>6} {:>6}  STARTED", "SERVICE", "PID", "PORT", "ALIVE");
+                println!(
+                    "{:<24} {:>8} {:>6} {:>6}  STARTED",
+                    "SERVICE", "PID", "PORT", "ALIVE"
+                );
                 for (id, entry, alive) in services {
                     println!(
                         "{id:<24} {:>8} {:>6} {:>6}  {}",
@@ -139,13 +151,22 @@ async fn run(cli: Cli) -> Result<(), (u8, String)> {
                 }
             }
         }
-        Command::Call { target, timeout, namespace, method, args } => {
+        Command::Call {
+            target,
+            timeout,
+            namespace,
+            method,
+            args,
+        } => {
             let timeout = seconds(timeout).map_err(usage)?;
             let worker = target.worker(timeout).map_err(usage)?;
             let handle = worker.handle();
             handle.start().await.map_err(failed)?;
             let args: Vec<Value> = args.iter().map(|arg| json::parse_arg(arg)).collect();
-            let options = CallOptions::new().timeout(timeout).namespace(namespace).client_name("multifrost-cli");
+            let options = CallOptions::new()
+                .timeout(timeout)
+                .namespace(namespace)
+                .client_name("multifrost-cli");
             let result = handle.call_dyn_with::<Value>(&method, args, &options).await;
             handle.stop().await;
             println!("{}", json::to_json(&result.map_err(failed)?));
@@ -157,7 +178,10 @@ async fn run(cli: Cli) -> Result<(), (u8, String)> {
             handle.start().await.map_err(failed)?;
             let rtt = handle.heartbeat().await;
             handle.stop().await;
-            println!("heartbeat round trip: {:.3} ms", rtt.map_err(failed)?.as_secs_f64() * 1000.0);
+            println!(
+                "heartbeat round trip: {:.3} ms",
+                rtt.map_err(failed)?.as_secs_f64() * 1000.0
+            );
         }
     }
     Ok(())

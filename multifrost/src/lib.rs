@@ -61,8 +61,8 @@ mod transport;
 pub use child::{run, CallContext, CallError, ChildRunner, IncomingCall, Worker};
 pub use error::{Error, ExitStatus, Result};
 pub use parent::{
-    BlockingCaller, BlockingHandle, CallOptions, Caller, CircuitState, Dynamic, Handle, MetricsSnapshot,
-    OutputEvent, OutputStream, ParentWorker, Service,
+    BlockingCaller, BlockingHandle, CallOptions, Caller, CircuitState, Dynamic, Handle,
+    MetricsSnapshot, OutputEvent, OutputStream, ParentWorker, Service,
 };
 pub use protocol::{EncodedValue, Limits};
 

@@ -566,7 +566,11 @@ fn judge_foreign_lock(dir: &Path, lock_path: &Path) -> Result<(Option<u32>, bool
         .and_then(|modified| SystemTime::now().duration_since(modified).ok());
     let holder_dead = holder.is_some_and(|pid| !pid_alive(pid));
     let holder_alive = holder.is_some() && !holder_dead;
-    let stale_age = if holder_alive { LIVE_HOLDER_STALE_AGE } else { STALE_AGE };
+    let stale_age = if holder_alive {
+        LIVE_HOLDER_STALE_AGE
+    } else {
+        STALE_AGE
+    };
     let too_old = age.is_some_and(|age| age > stale_age);
     if !(too_old || holder_dead) {
         return Ok((holder, false));

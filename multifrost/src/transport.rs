@@ -9,8 +9,7 @@ use zeromq::ZmqMessage;
 
 pub(crate) use zeromq::prelude::{Socket, SocketRecv, SocketSend};
 pub(crate) use zeromq::{
-    DealerRecvHalf, DealerSendHalf, DealerSocket, RouterSendHalf, RouterSocket,
-    SocketEvent,
+    DealerRecvHalf, DealerSendHalf, DealerSocket, RouterSendHalf, RouterSocket, SocketEvent,
 };
 
 /// The frames a parent sends: an empty delimiter, then the payload.
@@ -30,11 +29,7 @@ pub(crate) fn child_frames(routing_id: Bytes, payload: Vec<u8>) -> ZmqMessage {
 
 /// The payload of a received message: its last frame.
 pub(crate) fn payload(message: &ZmqMessage) -> Bytes {
-    message
-        .iter()
-        .last()
-        .cloned()
-        .unwrap_or_default()
+    message.iter().last().cloned().unwrap_or_default()
 }
 
 /// The routing id and payload of a message a ROUTER received, if it has both.

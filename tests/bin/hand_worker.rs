@@ -9,17 +9,42 @@ use multifrost::{CallError, EncodedValue, IncomingCall, Value, Worker};
 struct HandWorker;
 
 const FUNCTIONS: &[&str] = &[
-    "add", "multiply", "divide", "factorial", "fibonacci", "echo", "get_info", "throw_error",
-    "async_add", "fibonacci_async", "large_data", "sleep", "print_line", "get_metadata", "panic",
+    "add",
+    "multiply",
+    "divide",
+    "factorial",
+    "fibonacci",
+    "echo",
+    "get_info",
+    "throw_error",
+    "async_add",
+    "fibonacci_async",
+    "large_data",
+    "sleep",
+    "print_line",
+    "get_metadata",
+    "panic",
     "exit",
 ];
 
-fn arg<T: serde::de::DeserializeOwned>(call: &IncomingCall, index: usize, name: &str) -> Result<T, CallError> {
+fn arg<T: serde::de::DeserializeOwned>(
+    call: &IncomingCall,
+    index: usize,
+    name: &str,
+) -> Result<T, CallError> {
     let value = call.args.get(index).ok_or_else(|| {
-        CallError::new(format!("{}: missing argument {} ({name})", call.function, index + 1))
+        CallError::new(format!(
+            "{}: missing argument {} ({name})",
+            call.function,
+            index + 1
+        ))
     })?;
     value.decode().map_err(|err| {
-        CallError::new(format!("{}: argument {} ({name}): {err}", call.function, index + 1))
+        CallError::new(format!(
+            "{}: argument {} ({name}): {err}",
+            call.function,
+            index + 1
+        ))
     })
 }
 
@@ -40,15 +65,27 @@ fn number(call: &IncomingCall, index: usize, name: &str) -> Result<Value, CallEr
     if value.is_number() {
         Ok(value)
     } else {
-        Err(CallError::new(format!("{}: argument {} ({name}): expected a number", call.function, index + 1)))
+        Err(CallError::new(format!(
+            "{}: argument {} ({name}): expected a number",
+            call.function,
+            index + 1
+        )))
     }
 }
 
 /// Adds or multiplies as integers when both are integers, else as floats.
-fn arithmetic(a: &Value, b: &Value, int_op: fn(i64, i64) -> Option<i64>, float_op: fn(f64, f64) -> f64) -> Value {
+fn arithmetic(
+    a: &Value,
+    b: &Value,
+    int_op: fn(i64, i64) -> Option<i64>,
+    float_op: fn(f64, f64) -> f64,
+) -> Value {
     match (a.as_i64(), b.as_i64()) {
         (Some(x), Some(y)) => int_op(x, y).map(Value::from).unwrap_or(Value::Nil),
-        _ => Value::from(float_op(a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0))),
+        _ => Value::from(float_op(
+            a.as_f64().unwrap_or(0.0),
+            b.as_f64().unwrap_or(0.0),
+        )),
     }
 }
 
@@ -61,11 +98,21 @@ impl Worker for HandWorker {
     async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
         match call.function.as_str() {
             "add" | "async_add" => {
-                let sum = arithmetic(&number(&call, 0, "a")?, &number(&call, 1, "b")?, i64::checked_add, |x, y| x + y);
+                let sum = arithmetic(
+                    &number(&call, 0, "a")?,
+                    &number(&call, 1, "b")?,
+                    i64::checked_add,
+                    |x, y| x + y,
+                );
                 Ok(EncodedValue::from_value(&sum))
             }
             "multiply" => {
-                let product = arithmetic(&number(&call, 0, "a")?, &number(&call, 1, "b")?, i64::checked_mul, |x, y| x * y);
+                let product = arithmetic(
+                    &number(&call, 0, "a")?,
+                    &number(&call, 1, "b")?,
+                    i64::checked_mul,
+                    |x, y| x * y,
+                );
                 Ok(EncodedValue::from_value(&product))
             }
             "divide" => {
@@ -78,10 +125,17 @@ impl Worker for HandWorker {
             "factorial" => {
                 let n: u64 = arg(&call, 0, "n")?;
                 let result = (1..=n).try_fold(1i64, |acc, k| acc.checked_mul(k as i64));
-                result.map_or_else(|| Err(CallError::new(format!("factorial({n}) overflows i64"))), |v| reply(&v))
+                result.map_or_else(
+                    || Err(CallError::new(format!("factorial({n}) overflows i64"))),
+                    |v| reply(&v),
+                )
             }
             "fibonacci" | "fibonacci_async" => reply(&fibonacci(arg(&call, 0, "n")?)),
-            "echo" => call.args.into_iter().next().ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
+            "echo" => call
+                .args
+                .into_iter()
+                .next()
+                .ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
             "get_info" => reply(&serde_json_like_info()),
             "throw_error" => Err(CallError::new(arg::<String>(&call, 0, "message")?)),
             "large_data" => {

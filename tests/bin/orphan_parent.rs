@@ -3,7 +3,9 @@
 
 #[tokio::main]
 async fn main() {
-    let worker_path = std::env::args().nth(1).expect("usage: orphan_parent <worker>");
+    let worker_path = std::env::args()
+        .nth(1)
+        .expect("usage: orphan_parent <worker>");
     let worker = multifrost::ParentWorker::spawn(worker_path);
     let handle = worker.handle();
     handle.start().await.expect("worker starts");

@@ -101,7 +101,15 @@ async fn main() {
         }
         ["churn", prefix, count] => {
             let count: usize = count.parse().unwrap_or_else(|_| usage());
-            match churn(&registry, prefix, count, pid, Duration::from_secs_f64(churn_seconds)).await {
+            match churn(
+                &registry,
+                prefix,
+                count,
+                pid,
+                Duration::from_secs_f64(churn_seconds),
+            )
+            .await
+            {
                 Ok(ops) => println!("CHURNED {ops}"),
                 Err(err) => fail(err),
             }
@@ -123,7 +131,13 @@ async fn main() {
 }
 
 /// Registers, discovers and unregisters `count` ids per round, checking each step.
-async fn churn(registry: &Registry, prefix: &str, count: usize, pid: u32, duration: Duration) -> Result<usize, Error> {
+async fn churn(
+    registry: &Registry,
+    prefix: &str,
+    count: usize,
+    pid: u32,
+    duration: Duration,
+) -> Result<usize, Error> {
     let started = std::time::Instant::now();
     let mut ops = 0;
     loop {
@@ -132,13 +146,17 @@ async fn churn(registry: &Registry, prefix: &str, count: usize, pid: u32, durati
             let port = registry.register(id, pid).await?;
             let found = registry.discover(id, Duration::from_secs(5)).await?;
             if found.port != port || found.pid != pid {
-                return Err(Error::Registry(format!("{id}: registered port {port}, found {found:?}")));
+                return Err(Error::Registry(format!(
+                    "{id}: registered port {port}, found {found:?}"
+                )));
             }
             ops += 2;
         }
         for id in &ids {
             if !registry.unregister(id, pid).await? {
-                return Err(Error::Registry(format!("{id}: lost before it was unregistered")));
+                return Err(Error::Registry(format!(
+                    "{id}: lost before it was unregistered"
+                )));
             }
             ops += 1;
         }

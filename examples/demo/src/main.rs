@@ -17,7 +17,8 @@ fn sibling(name: &str) -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // A Rust worker, with a client checked at compile time.
-    let worker = ParentWorker::spawn(sibling("math_worker")).default_timeout(Duration::from_secs(10));
+    let worker =
+        ParentWorker::spawn(sibling("math_worker")).default_timeout(Duration::from_secs(10));
     let math = worker.handle_for::<Math>();
     math.start().await?;
     println!("rust worker started (pid {})", math.pid().unwrap_or(0));
@@ -26,7 +27,9 @@ async fn main() -> Result<(), Error> {
     println!("fibonacci(50)      = {}", math.call().fibonacci(50).await?);
     println!("get_info()         = {:?}", math.call().get_info().await?);
     match math.call().divide(1.0, 0.0).await {
-        Err(Error::Remote { message, .. }) => println!("divide(1, 0)       -> remote error: {message}"),
+        Err(Error::Remote { message, .. }) => {
+            println!("divide(1, 0)       -> remote error: {message}")
+        }
         other => println!("divide(1, 0)       -> {other:?}"),
     }
     let by_name: i64 = math.call_dyn("multiply", (6, 7)).await?;
@@ -47,19 +50,34 @@ async fn main() -> Result<(), Error> {
     let metrics = math.metrics();
     println!(
         "metrics: {} calls, p50 {:.3} ms, p99 {:.3} ms, max in flight {}",
-        metrics.requests_total, metrics.latency_p50_ms, metrics.latency_p99_ms, metrics.max_in_flight
+        metrics.requests_total,
+        metrics.latency_p50_ms,
+        metrics.latency_p99_ms,
+        metrics.max_in_flight
     );
     math.stop().await;
 
     // A Python worker (the test peer, which behaves like the Python implementation), by name.
     if let Some(python) = std::env::args().skip_while(|a| a != "--python").nth(1) {
-        let script = std::env::args().skip_while(|a| a != "--python-worker").nth(1).expect("--python-worker <script>");
-        let py = ParentWorker::spawn(script).executable(python).args(["worker"]).name("python-worker");
+        let script = std::env::args()
+            .skip_while(|a| a != "--python-worker")
+            .nth(1)
+            .expect("--python-worker <script>");
+        let py = ParentWorker::spawn(script)
+            .executable(python)
+            .args(["worker"])
+            .name("python-worker");
         let handle = py.handle();
         handle.start().await?;
         let info: Value = handle.call_dyn("get_info", ()).await?;
         println!("python get_info()  = {info}");
-        let sum: i64 = handle.call_dyn_with("add", (20, 22), &CallOptions::new().timeout(Duration::from_secs(5))).await?;
+        let sum: i64 = handle
+            .call_dyn_with(
+                "add",
+                (20, 22),
+                &CallOptions::new().timeout(Duration::from_secs(5)),
+            )
+            .await?;
         println!("python add(20, 22) = {sum}");
         handle.stop().await;
     }

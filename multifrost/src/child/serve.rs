@@ -11,12 +11,14 @@ use tokio::sync::{mpsc, Notify};
 use super::output::{capture_stdio, OutputLine};
 use super::worker::{CallContext, CallError, IncomingCall, Worker};
 use crate::error::{Error, Result};
-use crate::registry::Registry;
 use crate::protocol::{
     encode_error, encode_heartbeat_reply, encode_output, encode_response, Limits, MessageKind,
     RawMessage, DEFAULT_NAMESPACE,
 };
-use crate::transport::{self, RouterSendHalf, RouterSocket, Socket, SocketEvent, SocketRecv, SocketSend};
+use crate::registry::Registry;
+use crate::transport::{
+    self, RouterSendHalf, RouterSocket, Socket, SocketEvent, SocketRecv, SocketSend,
+};
 
 /// The environment variable that carries the parent's port in spawn mode.
 pub const PORT_ENV: &str = "COMLINK_ZMQ_PORT";
@@ -169,7 +171,9 @@ impl<W: Worker> ChildRunner<W> {
                     .serve(socket, monitor, None, false)
                     .await
             }
-            Err(err) => Err(Error::Transport(format!("cannot listen on {endpoint}: {err}"))),
+            Err(err) => Err(Error::Transport(format!(
+                "cannot listen on {endpoint}: {err}"
+            ))),
         };
         if let Err(err) = registry.unregister(service_id, pid).await {
             tracing::warn!(service_id, "could not unregister: {err}");
@@ -232,7 +236,9 @@ impl<W: Worker> Server<W> {
             background.push(tokio::spawn(self.clone().watch_parent(monitor)));
         }
         if let Some(output) = output {
-            background.push(tokio::spawn(self.clone().forward_output(output, sender.clone())));
+            background.push(tokio::spawn(
+                self.clone().forward_output(output, sender.clone()),
+            ));
         }
         let result = loop {
             tokio::select! {
@@ -252,7 +258,10 @@ impl<W: Worker> Server<W> {
     /// Stops on SIGTERM or SIGINT (Python parents stop children with SIGTERM).
     async fn watch_signals(self: Arc<Self>) {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         tokio::select! {
@@ -264,7 +273,10 @@ impl<W: Worker> Server<W> {
     }
 
     /// In spawn mode the parent is the only peer: once it disconnects nobody can call again.
-    async fn watch_parent(self: Arc<Self>, mut monitor: futures_channel::mpsc::Receiver<SocketEvent>) {
+    async fn watch_parent(
+        self: Arc<Self>,
+        mut monitor: futures_channel::mpsc::Receiver<SocketEvent>,
+    ) {
         while let Some(event) = monitor.next().await {
             if let SocketEvent::Disconnected(_) = event {
                 tracing::info!("parent disconnected; worker stopping");
@@ -274,7 +286,11 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    async fn forward_output(self: Arc<Self>, mut lines: mpsc::Receiver<OutputLine>, mut sender: RouterSendHalf) {
+    async fn forward_output(
+        self: Arc<Self>,
+        mut lines: mpsc::Receiver<OutputLine>,
+        mut sender: RouterSendHalf,
+    ) {
         // Wait for a parent to send to: lines queue (bounded) until the first message arrives.
         while let Some(line) = lines.recv().await {
             let payload = encode_output(line.kind, &line.text);
@@ -285,7 +301,9 @@ impl<W: Worker> Server<W> {
                     continue;
                 }
                 for parent in parents {
-                    let _ = sender.send(transport::child_frames(parent, payload.clone())).await;
+                    let _ = sender
+                        .send(transport::child_frames(parent, payload.clone()))
+                        .await;
                 }
                 break;
             }
@@ -339,18 +357,32 @@ impl<W: Worker> Server<W> {
     fn reply(&self, routing_id: Bytes, payload: Vec<u8>, sender: &RouterSendHalf) {
         let mut sender = sender.clone();
         tokio::spawn(async move {
-            if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
+            if let Err(err) = sender
+                .send(transport::child_frames(routing_id, payload))
+                .await
+            {
                 tracing::warn!("could not send a reply: {err}");
             }
         });
     }
 
-    fn handle_call(self: &Arc<Self>, routing_id: Bytes, message: RawMessage, sender: &RouterSendHalf) {
+    fn handle_call(
+        self: &Arc<Self>,
+        routing_id: Bytes,
+        message: RawMessage,
+        sender: &RouterSendHalf,
+    ) {
         let Some(id) = message.id.clone() else {
             tracing::warn!("ignoring a call without 'id': nobody could match its reply");
             return;
         };
-        let refuse = |error: CallError| self.reply(routing_id.clone(), encode_error(&id, error.message()), sender);
+        let refuse = |error: CallError| {
+            self.reply(
+                routing_id.clone(),
+                encode_error(&id, error.message()),
+                sender,
+            )
+        };
         if id.is_empty() {
             return refuse(CallError::new("Message missing 'id' field"));
         }
@@ -418,7 +450,13 @@ impl<W: Worker> Server<W> {
                     encode_response(&id, &result)
                 }
                 Ok(Err(error)) => {
-                    tracing::debug!(function, correlation_id, duration_ms, error = error.message(), "call answered with an error");
+                    tracing::debug!(
+                        function,
+                        correlation_id,
+                        duration_ms,
+                        error = error.message(),
+                        "call answered with an error"
+                    );
                     encode_error(&id, error.message())
                 }
                 Err(panic) => {
@@ -427,7 +465,10 @@ impl<W: Worker> Server<W> {
                     encode_error(&id, &message)
                 }
             };
-            if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
+            if let Err(err) = sender
+                .send(transport::child_frames(routing_id, payload))
+                .await
+            {
                 tracing::warn!("could not send the reply to '{function}': {err}");
             }
         });

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::CallOptions;
 use super::connection::encode_args;
+use super::connection::CallOptions;
 use super::handle::{decode_result, Dynamic, Handle, Service};
 use crate::error::{Error, ExitStatus, Result};
 
@@ -33,7 +33,9 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 }
 
 /// Runs `future` to completion on the background runtime, from a thread that is not async.
-fn block_on<T: Send + 'static>(future: impl std::future::Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+fn block_on<T: Send + 'static>(
+    future: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Config(
             "a blocking handle was used from inside an async runtime, which would block it: \
@@ -86,7 +88,12 @@ impl<S: 'static> BlockingHandle<S> {
     }
 
     /// Calls `function` by name with per-call options.
-    pub fn call_dyn_with<R>(&self, function: &str, args: impl Serialize, options: &CallOptions) -> Result<R>
+    pub fn call_dyn_with<R>(
+        &self,
+        function: &str,
+        args: impl Serialize,
+        options: &CallOptions,
+    ) -> Result<R>
     where
         R: DeserializeOwned + Send + 'static,
     {
@@ -113,7 +120,9 @@ impl<S: Service> BlockingHandle<S> {
 
     /// The typed blocking client with per-call options.
     pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient<'_> {
-        options.namespace.get_or_insert_with(|| S::NAMESPACE.to_owned());
+        options
+            .namespace
+            .get_or_insert_with(|| S::NAMESPACE.to_owned());
         S::blocking_client(BlockingCaller {
             handle: self.handle.typed_dynamic(),
             options,
@@ -124,7 +133,12 @@ impl<S: Service> BlockingHandle<S> {
 
 /// Encodes on the calling thread (so the arguments need not be `Send + 'static`), then waits
 /// for the call on the background runtime.
-fn call_blocking<R>(handle: Handle<Dynamic>, function: &str, args: impl Serialize, options: &CallOptions) -> Result<R>
+fn call_blocking<R>(
+    handle: Handle<Dynamic>,
+    function: &str,
+    args: impl Serialize,
+    options: &CallOptions,
+) -> Result<R>
 where
     R: DeserializeOwned + Send + 'static,
 {

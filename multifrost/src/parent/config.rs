@@ -22,7 +22,10 @@ pub(crate) enum Target {
     /// Connect to a worker already listening at this endpoint (`tcp://host:port`).
     Endpoint(String),
     /// Look a service up in the registry by id, then connect to it.
-    Service { id: String, discovery_timeout: Duration },
+    Service {
+        id: String,
+        discovery_timeout: Duration,
+    },
 }
 
 /// The program to start in spawn mode.
@@ -155,7 +158,10 @@ impl ParentWorker {
 
     /// How long `start()` waits for a service to appear in the registry (default 5 s).
     pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
-        if let Target::Service { discovery_timeout, .. } = &mut self.config.target {
+        if let Target::Service {
+            discovery_timeout, ..
+        } = &mut self.config.target
+        {
             *discovery_timeout = timeout;
         }
         self

@@ -117,7 +117,9 @@ impl Connection {
             sender: Mutex::new(sender),
             pending: PendingCalls::default(),
             slots: Arc::new(Semaphore::new(max_in_flight)),
-            bytes: Arc::new(Semaphore::new(kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS))),
+            bytes: Arc::new(Semaphore::new(
+                kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS),
+            )),
             next_seq: AtomicU64::new(0),
             expired: std::sync::Mutex::new(ExpiredSlots::default()),
             expired_count: AtomicUsize::new(0),
@@ -129,7 +131,12 @@ impl Connection {
     }
 
     /// Starts the task that reads replies and output messages.
-    pub fn start_receiving(self: &Arc<Self>, receiver: DealerRecvHalf, limits: Limits, output: OutputHandler) {
+    pub fn start_receiving(
+        self: &Arc<Self>,
+        receiver: DealerRecvHalf,
+        limits: Limits,
+        output: OutputHandler,
+    ) {
         let task = tokio::spawn(receive_loop(self.clone(), receiver, limits, output));
         self.add_task(task.abort_handle());
     }
@@ -168,7 +175,9 @@ impl Connection {
         sender
             .send(transport::parent_frames(payload))
             .await
-            .map_err(|err| Error::Transport(format!("sending to worker '{}' failed: {err}", self.worker)))
+            .map_err(|err| {
+                Error::Transport(format!("sending to worker '{}' failed: {err}", self.worker))
+            })
     }
 
     /// Sends `payload` as message `id` and waits for its reply until `deadline`. Sending is
@@ -214,12 +223,24 @@ impl Connection {
     }
 
     /// Waits for a call slot and for room in the byte budget, until `deadline`.
-    async fn acquire_slot(&self, size: usize, deadline: Option<Instant>) -> Result<Slot, Option<()>> {
+    async fn acquire_slot(
+        &self,
+        size: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Slot, Option<()>> {
         let wanted = (kib(size) as u32).clamp(1, self.bytes_total());
         let acquire = async {
             let call = self.slots.clone().acquire_owned().await.map_err(|_| ())?;
-            let bytes = self.bytes.clone().acquire_many_owned(wanted).await.map_err(|_| ())?;
-            Ok::<_, ()>(Slot { _call: call, _bytes: bytes })
+            let bytes = self
+                .bytes
+                .clone()
+                .acquire_many_owned(wanted)
+                .await
+                .map_err(|_| ())?;
+            Ok::<_, ()>(Slot {
+                _call: call,
+                _bytes: bytes,
+            })
         };
         match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline.into(), acquire).await {
@@ -242,7 +263,8 @@ impl Connection {
         let mut expired = self.expired.lock().expect("expired lock");
         expired.by_seq.insert(seq, (id.to_owned(), slot));
         expired.by_id.insert(id.to_owned(), seq);
-        self.expired_count.store(expired.by_seq.len(), Ordering::Relaxed);
+        self.expired_count
+            .store(expired.by_seq.len(), Ordering::Relaxed);
     }
 
     /// The child answered message `id` (sequence `seq`, if still waited for): it has read
@@ -260,7 +282,8 @@ impl Connection {
         for (read_id, _) in read.values() {
             expired.by_id.remove(read_id);
         }
-        self.expired_count.store(expired.by_seq.len(), Ordering::Relaxed);
+        self.expired_count
+            .store(expired.by_seq.len(), Ordering::Relaxed);
     }
 
     /// Calls `function` with already-built arguments and returns its encoded result.
@@ -283,7 +306,14 @@ impl Connection {
                 None => timed_out(),
             })?;
         let id = new_id();
-        let payload = encode_call(&id, function, args, options, timeout, self.auth_token.as_ref())?;
+        let payload = encode_call(
+            &id,
+            function,
+            args,
+            options,
+            timeout,
+            self.auth_token.as_ref(),
+        )?;
         let reply = match self.round_trip(&id, payload, deadline).await {
             Ok(reply) => reply,
             Err((Error::Timeout { .. }, seq)) => {
@@ -299,7 +329,10 @@ impl Connection {
             MessageKind::Error => Err(Error::remote(
                 &self.worker,
                 function,
-                reply.error.as_deref().unwrap_or("error reply without an 'error' text"),
+                reply
+                    .error
+                    .as_deref()
+                    .unwrap_or("error reply without an 'error' text"),
             )),
             _ => Err(Error::protocol(&self.worker, "unexpected reply type")),
         }
@@ -309,12 +342,16 @@ impl Connection {
     pub async fn heartbeat(&self, timeout: Duration) -> Result<Duration, Error> {
         let id = new_id();
         let started = Instant::now();
-        self.round_trip(&id, encode_heartbeat(&id, unix_now()), Some(Instant::now() + timeout))
-            .await
-            .map_err(|(err, _)| match err {
-                Error::Timeout { .. } => self.timeout_error("heartbeat", timeout),
-                other => other,
-            })?;
+        self.round_trip(
+            &id,
+            encode_heartbeat(&id, unix_now()),
+            Some(Instant::now() + timeout),
+        )
+        .await
+        .map_err(|(err, _)| match err {
+            Error::Timeout { .. } => self.timeout_error("heartbeat", timeout),
+            other => other,
+        })?;
         Ok(started.elapsed())
     }
 
@@ -378,7 +415,10 @@ fn encode_call(
     writer.raw_field("args", args_bytes);
     writer.str_field(
         "namespace",
-        options.namespace.as_deref().unwrap_or(crate::protocol::DEFAULT_NAMESPACE),
+        options
+            .namespace
+            .as_deref()
+            .unwrap_or(crate::protocol::DEFAULT_NAMESPACE),
     );
     if let Some(name) = &options.client_name {
         writer.str_field("client_name", name);
@@ -392,7 +432,12 @@ fn encode_call(
         rmp::encode::write_f64(&mut deadline, now + limit.as_secs_f64()).expect("Vec write");
         metadata.push(("deadline", &deadline));
     }
-    metadata.extend(options.metadata.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+    metadata.extend(
+        options
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes())),
+    );
     if let Some(token) = auth_token {
         metadata.push((AUTH_TOKEN_KEY, token.as_bytes()));
     }
@@ -426,10 +471,15 @@ async fn receive_loop(
         }
         match message.kind {
             MessageKind::Response | MessageKind::Error | MessageKind::Heartbeat => {
-                let Some(id) = message.id.clone() else { continue };
+                let Some(id) = message.id.clone() else {
+                    continue;
+                };
                 let reply = match &message.violation {
                     None => Ok(message),
-                    Some(violation) => Err(Error::protocol(&connection.worker, format!("reply rejected: {violation}"))),
+                    Some(violation) => Err(Error::protocol(
+                        &connection.worker,
+                        format!("reply rejected: {violation}"),
+                    )),
                 };
                 let seq = connection.pending.complete(&id, reply);
                 if seq.is_none() {

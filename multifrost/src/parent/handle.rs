@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{encode_args, CallOptions};
 use super::blocking::BlockingCaller;
+use super::connection::{encode_args, CallOptions};
 use super::shared::WorkerShared;
 use super::supervision::{CircuitState, MetricsSnapshot};
 use crate::error::{Error, ExitStatus, Result};
@@ -56,7 +56,9 @@ impl<S> Clone for Handle<S> {
 
 impl<S> std::fmt::Debug for Handle<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("worker", &self.shared.name).finish()
+        f.debug_struct("Handle")
+            .field("worker", &self.shared.name)
+            .finish()
     }
 }
 
@@ -89,8 +91,13 @@ impl<S> Handle<S> {
     /// Calls `function` by name with positional `args` (a tuple such as `(1, 2)`, `(x,)` for one
     /// argument, `()` for none, or a `Vec` of values) and decodes the result into `R` (any
     /// `DeserializeOwned`, including `rmpv::Value`).
-    pub async fn call_dyn<R: DeserializeOwned>(&self, function: &str, args: impl Serialize) -> Result<R> {
-        self.call_dyn_with(function, args, &CallOptions::default()).await
+    pub async fn call_dyn<R: DeserializeOwned>(
+        &self,
+        function: &str,
+        args: impl Serialize,
+    ) -> Result<R> {
+        self.call_dyn_with(function, args, &CallOptions::default())
+            .await
     }
 
     /// [`call_dyn`](Self::call_dyn) with per-call options.
@@ -106,22 +113,35 @@ impl<S> Handle<S> {
 }
 
 /// Decodes a call's result into the caller's type.
-pub(crate) fn decode_result<R: DeserializeOwned>(function: &str, result: EncodedValue) -> Result<R> {
+pub(crate) fn decode_result<R: DeserializeOwned>(
+    function: &str,
+    result: EncodedValue,
+) -> Result<R> {
     result.decode().map_err(|source| Error::Decode {
-            function: function.to_owned(),
-            source,
-        })
+        function: function.to_owned(),
+        source,
+    })
 }
 
 impl<S> Handle<S> {
     /// Calls `function` and returns its result still encoded.
-    pub async fn call_raw(&self, function: &str, args: impl Serialize, options: &CallOptions) -> Result<EncodedValue> {
+    pub async fn call_raw(
+        &self,
+        function: &str,
+        args: impl Serialize,
+        options: &CallOptions,
+    ) -> Result<EncodedValue> {
         let args = encode_args(function, args)?;
         self.call_encoded(function, &args, options).await
     }
 
     /// Calls `function` with arguments already encoded as a msgpack array.
-    pub async fn call_encoded(&self, function: &str, args: &EncodedValue, options: &CallOptions) -> Result<EncodedValue> {
+    pub async fn call_encoded(
+        &self,
+        function: &str,
+        args: &EncodedValue,
+        options: &CallOptions,
+    ) -> Result<EncodedValue> {
         self.shared.call(function, args, options).await
     }
 
@@ -186,7 +206,9 @@ impl<S: Service> Handle<S> {
 
     /// The typed client with per-call options (timeout, namespace, metadata...).
     pub fn call_with(&self, mut options: CallOptions) -> S::Client<'_> {
-        options.namespace.get_or_insert_with(|| S::NAMESPACE.to_owned());
+        options
+            .namespace
+            .get_or_insert_with(|| S::NAMESPACE.to_owned());
         S::client(Caller {
             shared: &self.shared,
             options,
@@ -202,7 +224,11 @@ pub struct Caller<'a> {
 
 impl Caller<'_> {
     /// Calls `function` with positional `args` and decodes the result.
-    pub async fn call<R: DeserializeOwned>(&self, function: &str, args: impl Serialize) -> Result<R> {
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        function: &str,
+        args: impl Serialize,
+    ) -> Result<R> {
         Handle::<Dynamic>::new(self.shared.clone())
             .call_dyn_with(function, args, &self.options)
             .await

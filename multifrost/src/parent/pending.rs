@@ -76,7 +76,13 @@ impl PendingCalls {
 
     /// Fails every call waiting now with `error()`, without closing: later calls may proceed.
     pub fn fail_all(&self, error: impl Fn() -> Error) {
-        let drained: Vec<_> = self.inner.lock().expect("pending lock").waiting.drain().collect();
+        let drained: Vec<_> = self
+            .inner
+            .lock()
+            .expect("pending lock")
+            .waiting
+            .drain()
+            .collect();
         for (_, (sender, _)) in drained {
             let _ = sender.send(Err(error()));
         }
@@ -84,14 +90,18 @@ impl PendingCalls {
 
     /// The closing error, if closed.
     pub fn closed_error(&self) -> Option<Error> {
-        self.inner.lock().expect("pending lock").closed.as_ref().map(|e| e())
+        self.inner
+            .lock()
+            .expect("pending lock")
+            .closed
+            .as_ref()
+            .map(|e| e())
     }
 
     /// Calls waiting now.
     pub fn len(&self) -> usize {
         self.inner.lock().expect("pending lock").waiting.len()
     }
-
 }
 
 /// Removes its call from the table when dropped: a call that times out or is cancelled leaves

@@ -59,14 +59,29 @@ pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<C
 /// Reads the child's pipes line by line so they never fill up and block the child.
 pub(crate) fn forward_pipes(child: &mut Child, worker: &str, output: &OutputHandler) {
     if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(forward(stdout, worker.to_owned(), OutputStream::Stdout, output.clone()));
+        tokio::spawn(forward(
+            stdout,
+            worker.to_owned(),
+            OutputStream::Stdout,
+            output.clone(),
+        ));
     }
     if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward(stderr, worker.to_owned(), OutputStream::Stderr, output.clone()));
+        tokio::spawn(forward(
+            stderr,
+            worker.to_owned(),
+            OutputStream::Stderr,
+            output.clone(),
+        ));
     }
 }
 
-async fn forward(pipe: impl AsyncRead + Unpin, worker: String, stream: OutputStream, output: OutputHandler) {
+async fn forward(
+    pipe: impl AsyncRead + Unpin,
+    worker: String,
+    stream: OutputStream,
+    output: OutputHandler,
+) {
     let mut lines = BufReader::new(pipe);
     let mut line = Vec::new();
     loop {
@@ -97,7 +112,10 @@ pub(crate) struct ProcessWatch {
 
 impl ProcessWatch {
     /// Watches `child` on a task; `on_exit` runs once with its status.
-    pub fn start(mut child: Child, on_exit: impl FnOnce(ExitStatus) + Send + 'static) -> ProcessWatch {
+    pub fn start(
+        mut child: Child,
+        on_exit: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> ProcessWatch {
         let (kill, kill_requested) = oneshot::channel::<()>();
         let (exit_sender, exited) = tokio::sync::watch::channel(None);
         let pid = child.id();
@@ -111,7 +129,10 @@ impl ProcessWatch {
             };
             let status = match status {
                 Ok(status) => ExitStatus::from(status),
-                Err(_) => ExitStatus { code: None, signal: None },
+                Err(_) => ExitStatus {
+                    code: None,
+                    signal: None,
+                },
             };
             let _ = exit_sender.send(Some(status));
             on_exit(status);

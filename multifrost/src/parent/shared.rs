@@ -50,7 +50,11 @@ impl WorkerShared {
         Arc::new_cyclic(|self_ref| WorkerShared {
             self_ref: self_ref.clone(),
             name: config.name.as_str().into(),
-            breaker: CircuitBreaker::new(config.name.as_str().into(), config.circuit_threshold, config.circuit_cooldown),
+            breaker: CircuitBreaker::new(
+                config.name.as_str().into(),
+                config.circuit_threshold,
+                config.circuit_cooldown,
+            ),
             config,
             state: RwLock::new(State::NotStarted),
             process: Mutex::new(None),
@@ -97,7 +101,9 @@ impl WorkerShared {
             State::Running(connection) if connection.pending.closed_error().is_some() => {
                 match self.config.target {
                     // The child died and a restart is under way: wait for its outcome.
-                    Target::Spawn(_) if self.config.auto_restart => self.wait_for_restart(&connection).await,
+                    Target::Spawn(_) if self.config.auto_restart => {
+                        self.wait_for_restart(&connection).await
+                    }
                     Target::Spawn(_) => State::Running(connection),
                     // A service may have come back, maybe on another port: look again.
                     _ => return self.reconnect(connection).await,
@@ -127,7 +133,11 @@ impl WorkerShared {
         match self.state() {
             State::Running(current) if Arc::ptr_eq(&current, &dead) => {}
             State::Running(current) => return Ok(current),
-            _ => return Err(Error::Stopped { worker: self.name.to_string() }),
+            _ => {
+                return Err(Error::Stopped {
+                    worker: self.name.to_string(),
+                })
+            }
         }
         let endpoint = match &self.config.target {
             Target::Service { id, .. } => {
@@ -145,10 +155,13 @@ impl WorkerShared {
             Target::Spawn(_) => unreachable!("spawn mode does not reconnect"),
         };
         let deadline = Instant::now() + RECONNECT_TIMEOUT.min(self.config.start_timeout);
-        let connection = self.start_connected(&endpoint, deadline).await.map_err(|err| {
-            tracing::warn!(worker = %self.name, error = %err, "reconnect failed");
-            dead.pending.closed_error().unwrap_or(err)
-        })?;
+        let connection = self
+            .start_connected(&endpoint, deadline)
+            .await
+            .map_err(|err| {
+                tracing::warn!(worker = %self.name, error = %err, "reconnect failed");
+                dead.pending.closed_error().unwrap_or(err)
+            })?;
         tracing::info!(worker = %self.name, %endpoint, "reconnected");
         self.go_live(connection.clone());
         Ok(connection)
@@ -163,7 +176,11 @@ impl WorkerShared {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.process.lock().expect("process lock").as_ref().and_then(|p| p.pid)
+        self.process
+            .lock()
+            .expect("process lock")
+            .as_ref()
+            .and_then(|p| p.pid)
     }
 
     /// True when the worker runs, its connection is open and its circuit is closed.
@@ -173,7 +190,12 @@ impl WorkerShared {
     }
 
     /// One call through the breaker, with metrics and tracing.
-    pub async fn call(&self, function: &str, args: &EncodedValue, options: &CallOptions) -> Result<EncodedValue> {
+    pub async fn call(
+        &self,
+        function: &str,
+        args: &EncodedValue,
+        options: &CallOptions,
+    ) -> Result<EncodedValue> {
         // The connection first: a call made during a restart waits for it, and a successful
         // restart closes the circuit.
         let connection = self.connection().await;
@@ -182,7 +204,10 @@ impl WorkerShared {
                 worker: self.name.to_string(),
             });
         };
-        let namespace = options.namespace.as_deref().unwrap_or(crate::protocol::DEFAULT_NAMESPACE);
+        let namespace = options
+            .namespace
+            .as_deref()
+            .unwrap_or(crate::protocol::DEFAULT_NAMESPACE);
         let correlation_id = options.correlation_id_value();
         tracing::trace!(worker = %self.name, function, namespace, correlation_id, "call start");
         let started = Instant::now();
@@ -229,7 +254,9 @@ impl WorkerShared {
                     tracing::info!(worker = %self.name, pid = ?self.pid(), "worker started");
                     return Ok(());
                 }
-                Err(err) if self.config.auto_restart && attempt < self.config.max_restart_attempts => {
+                Err(err)
+                    if self.config.auto_restart && attempt < self.config.max_restart_attempts =>
+                {
                     attempt += 1;
                     tracing::warn!(worker = %self.name, attempt, error = %err, "start failed; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -246,8 +273,14 @@ impl WorkerShared {
 
     /// Makes `connection` the live one and starts its heartbeats.
     fn go_live(&self, connection: Arc<Connection>) {
-        if let (Some(interval), Some(shared)) = (self.config.heartbeat_interval, self.self_ref.upgrade()) {
-            let task = tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), connection.clone(), interval));
+        if let (Some(interval), Some(shared)) =
+            (self.config.heartbeat_interval, self.self_ref.upgrade())
+        {
+            let task = tokio::spawn(heartbeat_loop(
+                Arc::downgrade(&shared),
+                connection.clone(),
+                interval,
+            ));
             connection.add_task(task.abort_handle());
         }
         self.set_state(State::Running(connection));
@@ -258,7 +291,10 @@ impl WorkerShared {
         match &self.config.target {
             Target::Spawn(_) => self.start_spawned(deadline).await,
             Target::Endpoint(endpoint) => self.start_connected(endpoint, deadline).await,
-            Target::Service { id, discovery_timeout } => {
+            Target::Service {
+                id,
+                discovery_timeout,
+            } => {
                 let registry = self.config.registry()?;
                 let entry = registry.discover(id, *discovery_timeout).await?;
                 let endpoint = format!("tcp://127.0.0.1:{}", entry.port);
@@ -285,7 +321,8 @@ impl WorkerShared {
             .bind("tcp://127.0.0.1:0")
             .await
             .map_err(|e| self.start_failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
-        let port = transport::endpoint_port(&endpoint).ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
+        let port = transport::endpoint_port(&endpoint)
+            .ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
 
         // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
         // rather than to whatever thread happens to poll `start`.
@@ -341,7 +378,10 @@ impl WorkerShared {
         .await;
         let accepted = match accepted {
             Ok(result) => result,
-            Err(_) => Err(self.start_failed(format!("the process did not connect within {:?}", self.config.start_timeout))),
+            Err(_) => Err(self.start_failed(format!(
+                "the process did not connect within {:?}",
+                self.config.start_timeout
+            ))),
         };
         if let Err(err) = accepted {
             process.kill().await;
@@ -370,7 +410,9 @@ impl WorkerShared {
         };
         if let Err(err) = ready {
             process.kill().await;
-            connection.close(|| Error::Disconnected { worker: String::new() });
+            connection.close(|| Error::Disconnected {
+                worker: String::new(),
+            });
             return Err(err);
         }
         let worker = self.name.clone();
@@ -379,8 +421,12 @@ impl WorkerShared {
         connection.watch_disconnect(monitor, move || {
             // The process watcher reports the exit status; give it a moment to do so first.
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), exited.wait_for(Option::is_some)).await;
-                watched.close(move || Error::Disconnected { worker: worker.to_string() });
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), exited.wait_for(Option::is_some))
+                        .await;
+                watched.close(move || Error::Disconnected {
+                    worker: worker.to_string(),
+                });
             });
         });
         *self.process.lock().expect("process lock") = Some(process);
@@ -393,7 +439,9 @@ impl WorkerShared {
         let monitor = socket.monitor();
         match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => return Err(self.start_failed(format!("cannot connect to {endpoint}: {err}"))),
+            Ok(Err(err)) => {
+                return Err(self.start_failed(format!("cannot connect to {endpoint}: {err}")))
+            }
             Err(_) => {
                 return Err(self.start_failed(format!(
                     "{endpoint} did not answer within {:?}",
@@ -412,13 +460,17 @@ impl WorkerShared {
         );
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
         if let Err(err) = self.probe(&connection, deadline).await {
-            connection.close(|| Error::Disconnected { worker: String::new() });
+            connection.close(|| Error::Disconnected {
+                worker: String::new(),
+            });
             return Err(err);
         }
         let worker = self.name.clone();
         let watched = connection.clone();
         connection.watch_disconnect(monitor, move || {
-            watched.close(move || Error::Disconnected { worker: worker.to_string() })
+            watched.close(move || Error::Disconnected {
+                worker: worker.to_string(),
+            })
         });
         Ok(connection)
     }
@@ -428,7 +480,10 @@ impl WorkerShared {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(self.start_failed(format!("no answer to heartbeats within {:?}", self.config.start_timeout)));
+                return Err(self.start_failed(format!(
+                    "no answer to heartbeats within {:?}",
+                    self.config.start_timeout
+                )));
             }
             match connection.heartbeat(left.min(Duration::from_secs(1))).await {
                 Ok(_) => return Ok(()),
@@ -478,7 +533,9 @@ impl WorkerShared {
                     tracing::info!(worker = %self.name, pid = ?self.pid(), attempt, "worker restarted");
                     return;
                 }
-                Err(err) => tracing::warn!(worker = %self.name, attempt, error = %err, "restart failed"),
+                Err(err) => {
+                    tracing::warn!(worker = %self.name, attempt, error = %err, "restart failed")
+                }
             }
         }
     }
@@ -523,7 +580,9 @@ impl WorkerShared {
             };
         }
         let worker = self.name.clone();
-        connection.close(move || Error::Stopped { worker: worker.to_string() });
+        connection.close(move || Error::Stopped {
+            worker: worker.to_string(),
+        });
         tracing::info!(worker = %self.name, status = ?status, "worker stopped");
         status
     }
@@ -531,11 +590,16 @@ impl WorkerShared {
 
 /// Delay before restart attempt `attempt` (1-based): 100 ms doubling, at most 5 s.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.saturating_sub(1).min(6))).min(Duration::from_secs(5))
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)))
+        .min(Duration::from_secs(5))
 }
 
 /// Sends a heartbeat every `interval` on its own task, so a long call never delays it.
-async fn heartbeat_loop(shared: Weak<WorkerShared>, connection: Arc<Connection>, interval: Duration) {
+async fn heartbeat_loop(
+    shared: Weak<WorkerShared>,
+    connection: Arc<Connection>,
+    interval: Duration,
+) {
     let mut misses = 0u32;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -545,7 +609,9 @@ async fn heartbeat_loop(shared: Weak<WorkerShared>, connection: Arc<Connection>,
             return;
         };
         let outcome = connection.heartbeat(timeout).await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         match outcome {
             Ok(rtt) => {
                 misses = 0;
@@ -572,7 +638,9 @@ impl Drop for WorkerShared {
         self.process.lock().map(|mut p| p.take()).ok();
         if let Ok(State::Running(connection)) = self.state.get_mut() {
             let worker = self.name.clone();
-            connection.close(move || Error::Stopped { worker: worker.to_string() });
+            connection.close(move || Error::Stopped {
+                worker: worker.to_string(),
+            });
         }
     }
 }

@@ -172,7 +172,9 @@ impl Default for Metrics {
             requests_failed: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
-            latencies_us: (0..LATENCY_WINDOW).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            latencies_us: (0..LATENCY_WINDOW)
+                .map(|_| AtomicU64::new(u64::MAX))
+                .collect(),
             next_latency: AtomicUsize::new(0),
             heartbeat_last_us: AtomicU64::new(0),
             heartbeat_total_us: AtomicU64::new(0),

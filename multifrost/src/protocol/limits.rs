@@ -298,6 +298,9 @@ mod tests {
 
     #[test]
     fn reserved_marker_is_rejected() {
-        assert_eq!(scan(&[0xc1], Limits::default()).0, Err(DecodeError::ReservedMarker));
+        assert_eq!(
+            scan(&[0xc1], Limits::default()).0,
+            Err(DecodeError::ReservedMarker)
+        );
     }
 }

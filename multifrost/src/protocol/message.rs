@@ -209,7 +209,11 @@ impl RawMessage {
 
     /// The `metadata` map decoded as dynamic values, empty when absent or not a map.
     pub fn metadata(&self) -> Vec<(Value, Value)> {
-        match self.metadata.as_ref().map(|span| decode_value(&self.frame[span.clone()])) {
+        match self
+            .metadata
+            .as_ref()
+            .map(|span| decode_value(&self.frame[span.clone()]))
+        {
             Some(Ok(Value::Map(entries))) => entries,
             _ => Vec::new(),
         }

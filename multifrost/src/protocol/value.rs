@@ -18,7 +18,9 @@ pub struct EncodedValue(Bytes);
 
 impl EncodedValue {
     /// Encodes any `Serialize` value.
-    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<EncodedValue, rmp_serde::encode::Error> {
+    pub fn encode<T: Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<EncodedValue, rmp_serde::encode::Error> {
         let mut buf = Vec::with_capacity(16);
         value.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())?;
         Ok(EncodedValue(Bytes::from(sanitize_non_finite(buf))))
@@ -117,7 +119,11 @@ impl fmt::Display for ValueError {
         // The decoder's explanation only adds something for a mismatch deeper inside the value
         // (a missing field, say); a plain type mismatch is already said above.
         let redundant = ["invalid type", "wrong msgpack marker"];
-        if !self.detail.is_empty() && !redundant.iter().any(|prefix| self.detail.starts_with(prefix)) {
+        if !self.detail.is_empty()
+            && !redundant
+                .iter()
+                .any(|prefix| self.detail.starts_with(prefix))
+        {
             write!(f, " ({})", self.detail)?;
         }
         Ok(())
@@ -179,14 +185,20 @@ pub fn describe(value: &Value) -> String {
 /// Returns whether anything changed.
 fn integral_floats_to_ints(value: &mut Value) -> bool {
     match value {
-        Value::F64(v) if v.fract() == 0.0 && *v >= -9.223_372_036_854_776e18 && *v < 9.223_372_036_854_776e18 => {
+        Value::F64(v)
+            if v.fract() == 0.0
+                && *v >= -9.223_372_036_854_776e18
+                && *v < 9.223_372_036_854_776e18 =>
+        {
             *value = Value::from(*v as i64);
             true
         }
-        Value::Array(items) => items.iter_mut().fold(false, |changed, item| integral_floats_to_ints(item) | changed),
-        Value::Map(entries) => entries
-            .iter_mut()
-            .fold(false, |changed, (_, v)| integral_floats_to_ints(v) | changed),
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            integral_floats_to_ints(item) | changed
+        }),
+        Value::Map(entries) => entries.iter_mut().fold(false, |changed, (_, v)| {
+            integral_floats_to_ints(v) | changed
+        }),
         _ => false,
     }
 }
@@ -287,7 +299,10 @@ mod tests {
 
     #[test]
     fn mismatch_names_expected_and_received() {
-        let err = EncodedValue::encode("x").unwrap().decode::<i64>().unwrap_err();
+        let err = EncodedValue::encode("x")
+            .unwrap()
+            .decode::<i64>()
+            .unwrap_err();
         assert_eq!(err.to_string(), "expected i64, got str \"x\"");
     }
 
