@@ -197,3 +197,34 @@ async fn discovering_a_missing_service_times_out_with_the_registry_message() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_macro_math_worker_serves_a_python_parent_by_service_id() {
+    let home = TempHome::new("mw");
+    let _service = Command::new(support::macro_math_worker())
+        .args(["--service", "math-service"])
+        .env("HOME", &home.0)
+        .env_remove("COMLINK_ZMQ_PORT")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    home.registry()
+        .discover("math-service", Duration::from_secs(20))
+        .await
+        .expect("the math worker registers");
+    let output = Command::new(support::python())
+        .arg(support::peer_script())
+        .args(["parent-discover-suite", "math-service"])
+        .env("HOME", &home.0)
+        .env("PEER_CONTRACT_ONLY", "1")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains(" 0 failed"), "{report}");
+}
