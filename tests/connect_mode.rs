@@ -89,20 +89,11 @@ async fn a_rust_parent_calls_a_python_service_by_name() {
 async fn a_python_parent_calls_a_rust_service_by_name() {
     let home = TempHome::new("pr");
     let (_service, _) = rust_service(&home, "rust-math").await;
-    let output = Command::new(support::python())
-        .arg(support::peer_script())
-        .args(["parent-discover-suite", "rust-math"])
-        .env("HOME", &home.0)
-        .output()
-        .await
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(report.contains(" 0 failed"), "{report}");
+    support::run_python_suite(
+        ["parent-discover-suite", "rust-math"],
+        &[("HOME", home.0.as_os_str())],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -212,19 +203,12 @@ async fn the_macro_math_worker_serves_a_python_parent_by_service_id() {
         .discover("math-service", Duration::from_secs(20))
         .await
         .expect("the math worker registers");
-    let output = Command::new(support::python())
-        .arg(support::peer_script())
-        .args(["parent-discover-suite", "math-service"])
-        .env("HOME", &home.0)
-        .env("PEER_CONTRACT_ONLY", "1")
-        .output()
-        .await
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(report.contains(" 0 failed"), "{report}");
+    support::run_python_suite(
+        ["parent-discover-suite", "math-service"],
+        &[
+            ("HOME", home.0.as_os_str()),
+            ("PEER_CONTRACT_ONLY", "1".as_ref()),
+        ],
+    )
+    .await;
 }

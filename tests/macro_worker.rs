@@ -147,21 +147,9 @@ async fn a_thousand_concurrent_typed_calls_are_correlated() {
 
 #[tokio::test]
 async fn the_python_parent_runs_its_suite_against_the_macro_worker() {
-    let output = tokio::process::Command::new(support::python())
-        .arg(support::peer_script())
-        .arg("parent-suite")
-        .arg(support::macro_math_worker())
-        .env("PEER_CONTRACT_ONLY", "1")
-        .output()
-        .await
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(report.contains(" 0 failed"), "{report}");
+    let worker = support::macro_math_worker();
+    let args = [std::ffi::OsStr::new("parent-suite"), worker.as_os_str()];
+    support::run_python_suite(args, &[("PEER_CONTRACT_ONLY", "1".as_ref())]).await;
 }
 
 #[tokio::test]

@@ -142,3 +142,27 @@ pub fn macro_math_worker() -> PathBuf {
 pub fn toolbox_worker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_toolbox_worker"))
 }
+
+/// Runs the Python parent's suite (`comlink_peer.py <args>`, e.g. `parent-suite <worker>`)
+/// with extra environment variables, and returns its report once every check passed.
+pub async fn run_python_suite<I, S>(args: I, env: &[(&str, &std::ffi::OsStr)]) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = tokio::process::Command::new(python())
+        .arg(peer_script())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("running the Python parent");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "Python parent suite failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains(" 0 failed"), "{report}");
+    report
+}

@@ -392,16 +392,7 @@ impl WorkerShared {
         if let Err(err) = socket.unbind(endpoint).await {
             tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
         }
-        let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.max_in_flight_bytes,
-            self.config.default_timeout,
-            self.config.auth_token.as_deref(),
-        );
-        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
+        let connection = self.open_connection(socket);
         let _ = live.set(connection.clone());
         let ready = if process.exited.borrow().is_some() {
             Err(self.start_failed("the process exited during start-up"))
@@ -449,16 +440,7 @@ impl WorkerShared {
                 )))
             }
         }
-        let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.max_in_flight_bytes,
-            self.config.default_timeout,
-            self.config.auth_token.as_deref(),
-        );
-        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
+        let connection = self.open_connection(socket);
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected {
                 worker: String::new(),
@@ -473,6 +455,21 @@ impl WorkerShared {
             })
         });
         Ok(connection)
+    }
+
+    /// A connection over a connected socket, already receiving.
+    fn open_connection(&self, socket: DealerSocket) -> Arc<Connection> {
+        let (sender, receiver) = socket.split();
+        let connection = Connection::new(
+            self.name.clone(),
+            sender,
+            self.config.max_in_flight,
+            self.config.max_in_flight_bytes,
+            self.config.default_timeout,
+            self.config.auth_token.as_deref(),
+        );
+        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
+        connection
     }
 
     /// Proves the worker serves: a heartbeat that gets its echo.
