@@ -101,7 +101,6 @@ pub fn decode_message(data: &[u8]) {
         }
         let _ = message.metadata();
         let _ = message.metadata_bytes();
-        let _ = message.args_malformed();
         let clean = message.violation.is_none();
         for arg in message.args().unwrap_or_default() {
             // A value inside a message that broke no limit validates on its own.
