@@ -112,18 +112,17 @@ impl Connection {
         default_timeout: Option<Duration>,
         auth_token: Option<&str>,
     ) -> Arc<Connection> {
+        let budget_kib = kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS);
         Arc::new(Connection {
             worker,
             sender: Mutex::new(sender),
             pending: PendingCalls::default(),
             slots: Arc::new(Semaphore::new(max_in_flight)),
-            bytes: Arc::new(Semaphore::new(
-                kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS),
-            )),
+            bytes: Arc::new(Semaphore::new(budget_kib)),
             next_seq: AtomicU64::new(0),
             expired: std::sync::Mutex::new(ExpiredSlots::default()),
             expired_count: AtomicUsize::new(0),
-            bytes_capacity: kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS) as u64,
+            bytes_capacity: budget_kib as u64,
             tasks: std::sync::Mutex::new(Vec::new()),
             default_timeout,
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),

@@ -168,7 +168,7 @@ impl<S> Handle<S> {
 
     /// How many times the worker was restarted automatically.
     pub fn restart_count(&self) -> u64 {
-        self.shared.metrics.snapshot(&self.shared.breaker).restarts
+        self.shared.metrics.restarts()
     }
 
     /// The worker's name, as used in logs and errors.

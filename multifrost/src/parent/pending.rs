@@ -58,20 +58,16 @@ impl PendingCalls {
 
     /// Fails every waiting call and all future ones with `error()`. The first close wins.
     pub fn close(&self, error: impl Fn() -> Error + Send + Sync + 'static) {
-        let drained: Vec<_> = {
+        let error: Arc<dyn Fn() -> Error + Send + Sync> = Arc::new(error);
+        {
             let mut inner = self.inner.lock().expect("pending lock");
             if inner.closed.is_some() {
                 return;
             }
-            inner.closed = Some(Arc::new(error));
-            inner.waiting.drain().collect()
-        };
-        let closed = self.inner.lock().expect("pending lock").closed.clone();
-        if let Some(error) = closed {
-            for (_, (sender, _)) in drained {
-                let _ = sender.send(Err(error()));
-            }
+            // From here on `register` fails, so the drain below misses no call.
+            inner.closed = Some(error.clone());
         }
+        self.fail_all(|| error());
     }
 
     /// Fails every call waiting now with `error()`, without closing: later calls may proceed.

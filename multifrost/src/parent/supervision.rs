@@ -212,6 +212,11 @@ impl Metrics {
         self.latencies_us[slot].store(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Successful automatic restarts.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
     pub fn heartbeat_answered(&self, rtt: Duration) {
         let us = rtt.as_micros() as u64;
         self.heartbeat_last_us.store(us, Ordering::Relaxed);
@@ -266,7 +271,7 @@ impl Metrics {
                 ms(self.heartbeat_total_us.load(Ordering::Relaxed)) / heartbeats as f64
             },
             heartbeat_misses: self.heartbeat_misses.load(Ordering::Relaxed),
-            restarts: self.restarts.load(Ordering::Relaxed),
+            restarts: self.restarts(),
         }
     }
 }
