@@ -81,22 +81,6 @@ fn peak_allocation_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
     (result, (peak - base).max(0) as usize)
 }
 
-/// True when the long versions were asked for (`MULTIFROST_LONG=1`, as `scripts/soak.sh` does).
-fn long_run() -> bool {
-    std::env::var("MULTIFROST_LONG").is_ok_and(|v| v == "1")
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -170,7 +154,11 @@ fn fuzz_seed_corpus_and_regressions_replay_without_panic() {
 #[test]
 fn fuzz_mutation_loop_finds_no_panic() {
     // Inputs per target; about 10 s in a debug build. MULTIFROST_LONG=1 runs ten times more.
-    let rounds = if long_run() { 2_000_000 } else { 200_000 };
+    let rounds = if support::long_run() {
+        2_000_000
+    } else {
+        200_000
+    };
     let seeds = seeds();
     let mut rng = Rng::new(0x6d75_6c74_6966_726f);
     let started = Instant::now();
@@ -556,7 +544,7 @@ async fn fuzz_child_over_a_real_socket(messages: usize) {
             .expect("send");
     }
     assert_eq!(child.add(1, 1).await, 2);
-    let rss_before = rss_kib(child.pid);
+    let rss_before = support::rss_kib(child.pid);
     let mut rng = Rng::new(0x00c0_ffee_1234_5678);
     let mut expected: HashMap<String, i64> = HashMap::new();
     let mut answered: HashSet<String> = HashSet::new();
@@ -635,14 +623,14 @@ async fn fuzz_child_over_a_real_socket(messages: usize) {
                 }
             }
         }
-        peak_rss = peak_rss.max(rss_kib(child.pid));
+        peak_rss = peak_rss.max(support::rss_kib(child.pid));
     }
     let elapsed = started.elapsed();
     assert_eq!(answered.len(), valid, "every valid call got its reply");
     assert_eq!(child.add(20, 22).await, 42);
     // Give replies to the last junk a moment to drain, then read the figure.
     let _ = child.add(1, 1).await;
-    let rss_after = rss_kib(child.pid);
+    let rss_after = support::rss_kib(child.pid);
     eprintln!(
         "real-socket fuzz: {messages} messages ({valid} valid calls, {hostile} hostile, {big_sent} over 10 MiB/100k items/100k deep) \
          in {elapsed:?} = {:.0} messages/s; {other_replies} replies to hostile messages; child RSS {} KiB before, \
@@ -665,7 +653,11 @@ async fn a_rust_child_survives_a_raw_dealer_sending_random_and_mutated_frames() 
     let messages = std::env::var("MULTIFROST_FUZZ_MESSAGES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(if long_run() { 1_000_000 } else { 20_000 });
+        .unwrap_or(if support::long_run() {
+            1_000_000
+        } else {
+            20_000
+        });
     fuzz_child_over_a_real_socket(messages).await;
 }
 
@@ -1134,7 +1126,7 @@ fn a_zmtp_frame_announcing_one_gib_only_reserves_address_space() {
     // then waits for the bytes. Below the machine's memory that reservation is only address
     // space: the child stays up and its resident memory does not move.
     let mut peer = ZmtpPeer::start();
-    let before = rss_kib(peer.pid());
+    let before = support::rss_kib(peer.pid());
     peer.announce(1 << 30);
     // Nothing to wait for but the absence of a crash: observe for a bounded window.
     assert_eq!(
@@ -1142,7 +1134,7 @@ fn a_zmtp_frame_announcing_one_gib_only_reserves_address_space() {
         None,
         "the child died on a 1 GiB announcement"
     );
-    let after = rss_kib(peer.pid());
+    let after = support::rss_kib(peer.pid());
     assert!(
         after < before + 64 * 1024,
         "RSS went from {before} KiB to {after} KiB"

@@ -13,7 +13,7 @@ use tokio::process::Command;
 /// MULTIFROST_LONG=1, rounds of 200 ids for at least 60 s (every lock waiter retries every
 /// 100 ms, so contention, not work, sets the pace).
 fn churn_size() -> (&'static str, &'static str) {
-    if std::env::var_os("MULTIFROST_LONG").is_some() {
+    if support::long_run() {
         ("200", "60")
     } else {
         ("40", "0")

@@ -23,21 +23,6 @@ use serde_bytes::ByteBuf;
 /// The tests of this file measure the process's memory: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn long_run() -> bool {
-    std::env::var("MULTIFROST_LONG").is_ok_and(|v| v == "1")
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Samples the peak RSS of some processes until stopped (sampling, not synchronisation).
 struct PeakRss {
     stop: Arc<AtomicBool>,
@@ -50,7 +35,7 @@ impl PeakRss {
         let stop = Arc::new(AtomicBool::new(false));
         let peaks: Arc<Vec<AtomicU64>> = Arc::new(
             pids.iter()
-                .map(|pid| AtomicU64::new(rss_kib(*pid)))
+                .map(|pid| AtomicU64::new(support::rss_kib(*pid)))
                 .collect(),
         );
         let task = tokio::spawn({
@@ -58,7 +43,7 @@ impl PeakRss {
             async move {
                 while !stop.load(Ordering::Relaxed) {
                     for (pid, peak) in pids.iter().zip(peaks.iter()) {
-                        peak.fetch_max(rss_kib(*pid), Ordering::Relaxed);
+                        peak.fetch_max(support::rss_kib(*pid), Ordering::Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
@@ -174,7 +159,7 @@ async fn one_call(handle: &Handle, tag: u64, options: &CallOptions) -> &'static 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_tasks_of_mixed_calls_each_get_exactly_their_own_reply() {
     let _serial = SERIAL.lock().await;
-    let calls: u64 = if long_run() { 100_000 } else { 10_000 };
+    let calls: u64 = if support::long_run() { 100_000 } else { 10_000 };
     const TASKS: u64 = 8;
     let worker = support::rust_worker();
     let handle = worker.handle();
@@ -185,7 +170,7 @@ async fn eight_tasks_of_mixed_calls_each_get_exactly_their_own_reply() {
     for tag in 0..100 {
         let _ = one_call(&handle, 1_000_000_000 + tag, &CallOptions::new()).await;
     }
-    let (parent_before, child_before) = (rss_kib(parent), rss_kib(child));
+    let (parent_before, child_before) = (support::rss_kib(parent), support::rss_kib(child));
     let metrics_before = handle.metrics();
     let sampler = PeakRss::start(vec![parent, child]);
     let returned = Arc::new(Mutex::new(HashSet::new()));
@@ -215,7 +200,7 @@ async fn eight_tasks_of_mixed_calls_each_get_exactly_their_own_reply() {
     }
     let elapsed = started.elapsed();
     let peaks = sampler.finish().await;
-    let (parent_after, child_after) = (rss_kib(parent), rss_kib(child));
+    let (parent_after, child_after) = (support::rss_kib(parent), support::rss_kib(child));
     assert_eq!(
         returned.lock().unwrap().len() as u64,
         calls,
@@ -287,7 +272,7 @@ async fn a_stalled_child_with_ten_thousand_queued_calls_keeps_the_parent_bounded
     let child = handle.pid().expect("a child pid");
     let parent = std::process::id();
     assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
-    let parent_before = rss_kib(parent);
+    let parent_before = support::rss_kib(parent);
     support::signal(child, libc::SIGSTOP);
     let sampler = PeakRss::start(vec![parent]);
     let timeout = Duration::from_secs(3);
@@ -389,7 +374,7 @@ async fn retrying_against_a_stalled_child_keeps_the_parent_bounded() {
     let child = handle.pid().expect("a child pid");
     let parent = std::process::id();
     support::signal(child, libc::SIGSTOP);
-    let before = rss_kib(parent);
+    let before = support::rss_kib(parent);
     let sampler = PeakRss::start(vec![parent]);
     let options = CallOptions::new().timeout(Duration::from_millis(200));
     // 30 waves of 16 calls of 1 MiB, each wave timing out: 480 MiB offered in all, never more
@@ -412,7 +397,7 @@ async fn retrying_against_a_stalled_child_keeps_the_parent_bounded() {
         }
     }
     let peaks = sampler.finish().await;
-    let after = rss_kib(parent);
+    let after = support::rss_kib(parent);
     support::signal(child, libc::SIGCONT);
     handle.stop().await;
     assert!(

@@ -166,3 +166,19 @@ where
     assert!(report.contains(" 0 failed"), "{report}");
     report
 }
+
+/// True when the long versions were asked for (`MULTIFROST_LONG=1`, as `scripts/soak.sh` does).
+pub fn long_run() -> bool {
+    std::env::var("MULTIFROST_LONG").is_ok_and(|v| v == "1")
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
