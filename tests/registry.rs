@@ -168,9 +168,10 @@ fn port_of(line: &str) -> u16 {
 
 /// The message of a registry error.
 fn registry_message(err: Error) -> String {
-    match err {
-        Error::Registry(message) => message,
-        other => panic!("expected a registry error, got {other:?}"),
+    let text = err.to_string();
+    match text.strip_prefix("service registry: ") {
+        Some(message) => message.to_owned(),
+        None => panic!("expected a registry error, got {err:?}"),
     }
 }
 

@@ -111,6 +111,10 @@ fn exit_code(err: &Error) -> u8 {
         | Error::Disconnected { .. }
         | Error::ChildExited { .. }
         | Error::Registry(_)
+        | Error::ServiceNotFound { .. }
+        | Error::AlreadyRunning { .. }
+        | Error::RegistryLocked { .. }
+        | Error::CorruptRegistry { .. }
         | Error::Unresponsive { .. } => 4,
         _ => 5,
     }

@@ -75,7 +75,46 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// The service registry could not be used.
+    /// No live service registered under this id appeared within the discovery timeout.
+    #[error("service registry: Service '{service}' not found within {:?}s", .timeout.as_secs_f64())]
+    ServiceNotFound { service: String, timeout: Duration },
+
+    /// `register` found the id held by a live process.
+    #[error("service registry: Service '{service}' already running (PID: {pid}, port: {port})")]
+    AlreadyRunning {
+        service: String,
+        pid: u32,
+        /// The port as the entry writes it (`None` when it has none).
+        port: String,
+    },
+
+    /// The registry lock stayed taken for the whole lock wait.
+    #[error(
+        "service registry: could not acquire the registry lock {} within {}s ({}); if no \
+         process is using the registry, delete that file",
+        .lock.display(),
+        .waited.as_secs(),
+        .holder.map_or_else(|| "its holder's pid is not readable".to_owned(), |pid| format!("held by PID {pid}"))
+    )]
+    RegistryLocked {
+        lock: std::path::PathBuf,
+        /// The holder's pid, when its lock file holds one.
+        holder: Option<u32>,
+        waited: Duration,
+    },
+
+    /// `services.json` is not a JSON object of services; it was left untouched.
+    #[error(
+        "service registry: {} is not a valid registry (a JSON object of services): {reason}; \
+         the file was left untouched, fix or delete it",
+        .path.display()
+    )]
+    CorruptRegistry {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// The service registry could not be used for another reason.
     #[error("service registry: {0}")]
     Registry(String),
 

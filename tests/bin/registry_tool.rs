@@ -45,10 +45,11 @@ fn flag(args: &mut Vec<String>, name: &str) -> bool {
 }
 
 fn fail(err: Error) -> ! {
-    match err {
-        Error::Registry(message) => println!("ERROR {message}"),
-        other => println!("ERROR {other}"),
-    }
+    let text = err.to_string();
+    println!(
+        "ERROR {}",
+        text.strip_prefix("service registry: ").unwrap_or(&text)
+    );
     std::process::exit(1)
 }
 

@@ -1,8 +1,15 @@
 //! The child side: serving a [`Worker`] to parents in any language.
+//!
+//! From the top down: runner.rs starts serving in spawn or connect mode; serve.rs runs the
+//! receive loop and the calls; [`rules`] decides what each message asks for; worker.rs defines
+//! what a worker is; output.rs captures the process's own stdout and stderr.
 
 mod output;
+pub mod rules;
+mod runner;
 mod serve;
 mod worker;
 
-pub use serve::{run, ChildRunner, AUTH_TOKEN_ENV, AUTH_TOKEN_KEY, PORT_ENV};
+pub use crate::protocol::contract::{AUTH_TOKEN_ENV, AUTH_TOKEN_KEY, PORT_ENV};
+pub use runner::{run, ChildRunner};
 pub use worker::{CallContext, CallError, IncomingCall, Worker};

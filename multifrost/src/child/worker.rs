@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
+use crate::protocol::contract::{CORRELATION_ID_KEY, DEADLINE_KEY};
 use crate::protocol::{EncodedValue, DEFAULT_NAMESPACE};
 
 /// A set of functions that parents can call.
@@ -60,6 +61,31 @@ pub struct IncomingCall {
     pub context: CallContext,
 }
 
+impl IncomingCall {
+    /// Decodes argument `index` (0-based) into `T`; the error names the function and the
+    /// argument (`add: argument 2 (b): expected i64, got str "x"`), ready to send back.
+    pub fn arg<T: serde::de::DeserializeOwned>(
+        &self,
+        index: usize,
+        name: &str,
+    ) -> Result<T, CallError> {
+        let value = self.args.get(index).ok_or_else(|| {
+            CallError::new(format!(
+                "{}: missing argument {} ({name})",
+                self.function,
+                index + 1
+            ))
+        })?;
+        value.decode().map_err(|err| {
+            CallError::new(format!(
+                "{}: argument {} ({name}): {err}",
+                self.function,
+                index + 1
+            ))
+        })
+    }
+}
+
 /// Per-call information a worker method can read by taking `ctx: &CallContext`.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
@@ -89,13 +115,13 @@ impl CallContext {
 
     /// The correlation id the caller set (`metadata.correlation_id`), if any.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.metadata_str("correlation_id")
+        self.metadata_str(CORRELATION_ID_KEY)
     }
 
     /// When the caller stops waiting for this call, if it said (`metadata.deadline`, Unix
     /// seconds, sent by multifrost parents when the call has a timeout).
     pub fn deadline(&self) -> Option<SystemTime> {
-        let secs = self.metadata("deadline")?.as_f64()?;
+        let secs = self.metadata(DEADLINE_KEY)?.as_f64()?;
         (secs.is_finite() && secs > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs))
     }
 }

@@ -1,53 +1,19 @@
-//! `BlockingHandle`: the same surface as [`Handle`] for programs without an async runtime.
+//! [`BlockingHandle`]: the same surface as [`Handle`] for programs without an async runtime.
 //!
 //! Every operation runs the async core on a background runtime owned by multifrost, so it works
-//! from plain `fn main`. Called from inside an async runtime it fails with [`Error::Config`]
-//! instead of deadlocking the runtime.
+//! from plain `fn main`. Called from inside an async runtime it fails with
+//! [`Error::Config`](crate::Error::Config) instead of deadlocking the runtime.
 
-use std::marker::PhantomData;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::encode_args;
-use super::connection::CallOptions;
-use super::handle::{decode_result, Dynamic, Handle, Service};
-use crate::error::{Error, ExitStatus, Result};
-
-/// The background runtime shared by every blocking handle; its thread lives as long as the
-/// process, so children spawned from it keep their parent-death signal armed.
-fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("multifrost-blocking")
-                .enable_all()
-                .build()
-        })
-        .as_ref()
-        .map_err(|err| Error::Config(format!("cannot start the background runtime: {err}")))
-}
-
-/// Runs `future` to completion on the background runtime, from a thread that is not async.
-fn block_on<T: Send + 'static>(
-    future: impl std::future::Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::Config(
-            "a blocking handle was used from inside an async runtime, which would block it: \
-             use `worker.handle()` and `.await` instead"
-                .into(),
-        ));
-    }
-    let runtime = runtime()?;
-    runtime
-        .block_on(runtime.spawn(future))
-        .unwrap_or_else(|join| Err(Error::Config(format!("blocking call failed: {join}"))))
-}
+use super::background::{block_on, call_blocking};
+use super::client::{BlockingCaller, Dynamic, Service};
+use super::handle::Handle;
+use super::options::CallOptions;
+use crate::error::{ExitStatus, Result};
 
 /// A handle whose methods block the calling thread. See [`Handle`] for each method's meaning.
 pub struct BlockingHandle<S = Dynamic> {
@@ -97,7 +63,7 @@ impl<S: 'static> BlockingHandle<S> {
     where
         R: DeserializeOwned + Send + 'static,
     {
-        call_blocking(self.handle.typed_dynamic(), function, args, options)
+        call_blocking(self.handle.supervisor().clone(), function, args, options)
     }
 
     /// Sends a heartbeat; see [`Handle::heartbeat`].
@@ -123,57 +89,9 @@ impl<S: Service> BlockingHandle<S> {
         options
             .namespace
             .get_or_insert_with(|| S::NAMESPACE.to_owned());
-        S::blocking_client(BlockingCaller {
-            handle: self.handle.typed_dynamic(),
+        S::blocking_client(BlockingCaller::new(
+            self.handle.supervisor().clone(),
             options,
-            _borrow: PhantomData,
-        })
-    }
-}
-
-/// Encodes on the calling thread (so the arguments need not be `Send + 'static`), then waits
-/// for the call on the background runtime.
-fn call_blocking<R>(
-    handle: Handle<Dynamic>,
-    function: &str,
-    args: impl Serialize,
-    options: &CallOptions,
-) -> Result<R>
-where
-    R: DeserializeOwned + Send + 'static,
-{
-    let args = encode_args(function, args)?;
-    let function = function.to_owned();
-    let options = options.clone();
-    block_on(async move {
-        let result = handle.call_encoded(&function, &args, &options).await?;
-        decode_result(&function, result)
-    })
-}
-
-/// What a generated blocking client calls through: a handle and the options for its calls.
-pub struct BlockingCaller<'a> {
-    handle: Handle<Dynamic>,
-    options: CallOptions,
-    _borrow: PhantomData<&'a ()>,
-}
-
-impl BlockingCaller<'_> {
-    /// Calls `function` with positional `args` and decodes the result, blocking the thread.
-    pub fn call<R>(&self, function: &str, args: impl Serialize) -> Result<R>
-    where
-        R: DeserializeOwned + Send + 'static,
-    {
-        call_blocking(self.handle.clone(), function, args, &self.options)
-    }
-
-    /// Replaces the options of the calls made through this caller. The namespace is kept
-    /// unless the new options name one.
-    pub fn with_options(mut self, mut options: CallOptions) -> Self {
-        if options.namespace.is_none() {
-            options.namespace = self.options.namespace.take();
-        }
-        self.options = options;
-        self
+        ))
     }
 }

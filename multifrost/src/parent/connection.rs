@@ -1,102 +1,34 @@
-//! One live connection to a worker: the DEALER socket, the receive task and the pending calls.
+//! One live connection to a worker: sending, the round trip of a call or heartbeat, and the
+//! task that receives replies and output.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
+use super::in_flight::{InFlightBudget, NoSlot};
+use super::options::{check_positional, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
-use crate::child::AUTH_TOKEN_KEY;
 use crate::error::Error;
 use crate::protocol::{
     encode_heartbeat, encode_shutdown, new_id, unix_now, EncodedValue, Limits, MessageKind,
-    MessageWriter, RawMessage,
+    OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
 use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
-
-/// Per-call options: timeout, namespace, client name and metadata.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    pub(crate) timeout: Option<Option<Duration>>,
-    pub(crate) namespace: Option<String>,
-    pub(crate) client_name: Option<String>,
-    pub(crate) metadata: Vec<(String, EncodedValue)>,
-    pub(crate) correlation_id: Option<String>,
-}
-
-impl CallOptions {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Fail the call with [`Error::Timeout`] when no reply arrives within `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(Some(timeout));
-        self
-    }
-
-    /// Wait for the reply however long it takes (overrides the worker's default timeout).
-    pub fn no_timeout(mut self) -> Self {
-        self.timeout = Some(None);
-        self
-    }
-
-    /// The namespace to call in (default `"default"`).
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// The `client_name` the worker sees.
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
-        self.client_name = Some(name.into());
-        self
-    }
-
-    /// A metadata entry the worker sees in its call context. Values that cannot be encoded are
-    /// sent as nil.
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = EncodedValue::encode(&value).unwrap_or_else(|_| EncodedValue::nil());
-        self.metadata.push((key.into(), value));
-        self
-    }
-
-    /// The correlation id set with [`correlation_id`](Self::correlation_id), if any.
-    pub fn correlation_id_value(&self) -> Option<&str> {
-        self.correlation_id.as_deref()
-    }
-
-    /// A correlation id, sent as `metadata.correlation_id` (traced on both sides).
-    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
-        let id = id.into();
-        self.correlation_id = Some(id.clone());
-        self.metadata("correlation_id", id)
-    }
-}
 
 /// A connected worker.
 pub(crate) struct Connection {
     pub worker: Arc<str>,
     sender: Mutex<DealerSendHalf>,
     pub pending: PendingCalls,
-    /// One permit per call in flight (`max_in_flight`).
-    slots: Arc<Semaphore>,
-    /// One permit per KiB of calls in flight (`max_in_flight_bytes`).
-    bytes: Arc<Semaphore>,
+    budget: InFlightBudget,
     /// Send order of calls and heartbeats: a reply to message n proves the child has read
     /// every message sent before it (a connection delivers in order).
     next_seq: AtomicU64,
-    /// The slots of timed-out calls whose message the child may not have read yet.
-    expired: std::sync::Mutex<ExpiredSlots>,
-    expired_count: AtomicUsize,
-    bytes_capacity: u64,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
     default_timeout: Option<Duration>,
     /// `metadata.auth_token` of every call, already encoded.
@@ -112,17 +44,12 @@ impl Connection {
         default_timeout: Option<Duration>,
         auth_token: Option<&str>,
     ) -> Arc<Connection> {
-        let budget_kib = kib(max_in_flight_bytes).min(Semaphore::MAX_PERMITS);
         Arc::new(Connection {
             worker,
             sender: Mutex::new(sender),
             pending: PendingCalls::default(),
-            slots: Arc::new(Semaphore::new(max_in_flight)),
-            bytes: Arc::new(Semaphore::new(budget_kib)),
+            budget: InFlightBudget::new(max_in_flight, max_in_flight_bytes),
             next_seq: AtomicU64::new(0),
-            expired: std::sync::Mutex::new(ExpiredSlots::default()),
-            expired_count: AtomicUsize::new(0),
-            bytes_capacity: budget_kib as u64,
             tasks: std::sync::Mutex::new(Vec::new()),
             default_timeout,
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
@@ -221,70 +148,6 @@ impl Connection {
         }
     }
 
-    /// Waits for a call slot and for room in the byte budget, until `deadline`.
-    async fn acquire_slot(
-        &self,
-        size: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Slot, Option<()>> {
-        let wanted = (kib(size) as u32).clamp(1, self.bytes_total());
-        let acquire = async {
-            let call = self.slots.clone().acquire_owned().await.map_err(|_| ())?;
-            let bytes = self
-                .bytes
-                .clone()
-                .acquire_many_owned(wanted)
-                .await
-                .map_err(|_| ())?;
-            Ok::<_, ()>(Slot {
-                _call: call,
-                _bytes: bytes,
-            })
-        };
-        match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), acquire).await {
-                Ok(slot) => slot.map_err(|_| Some(())),
-                Err(_) => Err(None),
-            },
-            None => acquire.await.map_err(|_| Some(())),
-        }
-    }
-
-    /// The byte budget's size in permits: a call larger than the whole budget waits for all
-    /// of it.
-    fn bytes_total(&self) -> u32 {
-        self.bytes_capacity.min(u32::MAX as u64) as u32
-    }
-
-    /// A timed-out call's slot stays taken until the child has read past its message: its
-    /// bytes sit in the transport's queue until then.
-    fn expire(&self, id: &str, seq: u64, slot: Slot) {
-        let mut expired = self.expired.lock().expect("expired lock");
-        expired.by_seq.insert(seq, (id.to_owned(), slot));
-        expired.by_id.insert(id.to_owned(), seq);
-        self.expired_count
-            .store(expired.by_seq.len(), Ordering::Relaxed);
-    }
-
-    /// The child answered message `id` (sequence `seq`, if still waited for): it has read
-    /// every message sent before, so their slots are free again.
-    fn child_read_up_to(&self, id: &str, seq: Option<u64>) {
-        if self.expired_count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let mut expired = self.expired.lock().expect("expired lock");
-        let Some(seq) = seq.or_else(|| expired.by_id.get(id).copied()) else {
-            return;
-        };
-        let newer = expired.by_seq.split_off(&(seq + 1));
-        let read = std::mem::replace(&mut expired.by_seq, newer);
-        for (read_id, _) in read.values() {
-            expired.by_id.remove(read_id);
-        }
-        self.expired_count
-            .store(expired.by_seq.len(), Ordering::Relaxed);
-    }
-
     /// Calls `function` with already-built arguments and returns its encoded result.
     pub async fn call(
         &self,
@@ -295,29 +158,34 @@ impl Connection {
         let timeout = options.timeout.unwrap_or(self.default_timeout);
         let deadline = timeout.map(|limit| Instant::now() + limit);
         let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
+        check_positional(function, args)?;
         let slot = self
-            .acquire_slot(args.as_bytes().len(), deadline)
+            .budget
+            .acquire(args.as_bytes().len(), deadline)
             .await
-            .map_err(|closed| match closed {
-                Some(()) => Error::Disconnected {
+            .map_err(|no_slot| match no_slot {
+                NoSlot::Closed => Error::Disconnected {
                     worker: self.worker.to_string(),
                 },
-                None => timed_out(),
+                NoSlot::TimedOut => timed_out(),
             })?;
         let id = new_id();
-        let payload = encode_call(
-            &id,
+        let payload = OutgoingCall {
+            id: &id,
             function,
             args,
-            options,
+            namespace: options.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+            client_name: options.client_name.as_deref(),
             timeout,
-            self.auth_token.as_ref(),
-        )?;
+            metadata: &options.metadata,
+            auth_token: self.auth_token.as_ref(),
+        }
+        .encode();
         let reply = match self.round_trip(&id, payload, deadline).await {
             Ok(reply) => reply,
             Err((Error::Timeout { .. }, seq)) => {
                 if let Some(seq) = seq {
-                    self.expire(&id, seq, slot);
+                    self.budget.expire(&id, seq, slot);
                 }
                 return Err(timed_out());
             }
@@ -360,90 +228,6 @@ impl Connection {
     }
 }
 
-/// The slot a call holds while in flight: one of `max_in_flight`, and its size in the byte
-/// budget.
-struct Slot {
-    _call: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
-}
-
-/// Slots of timed-out calls, by send sequence and by id.
-#[derive(Default)]
-struct ExpiredSlots {
-    by_seq: BTreeMap<u64, (String, Slot)>,
-    by_id: HashMap<String, u64>,
-}
-
-/// The byte budget counts KiB, so that it fits a semaphore's permits.
-fn kib(bytes: usize) -> usize {
-    bytes.div_ceil(1024)
-}
-
-/// Encodes the positional arguments of a call: a tuple, a `Vec`, or `()` for none.
-pub(crate) fn encode_args(function: &str, args: impl Serialize) -> Result<EncodedValue, Error> {
-    EncodedValue::encode(&args).map_err(|err| Error::Encode {
-        function: function.to_owned(),
-        reason: err.to_string(),
-    })
-}
-
-/// Encodes a `call` message. `args` must be a sequence (or nil, for no arguments).
-fn encode_call(
-    id: &str,
-    function: &str,
-    args: &EncodedValue,
-    options: &CallOptions,
-    timeout: Option<Duration>,
-    auth_token: Option<&EncodedValue>,
-) -> Result<Vec<u8>, Error> {
-    let args_bytes = match args.as_bytes()[0] {
-        0x90..=0x9f | 0xdc | 0xdd => args.as_bytes(),
-        0xc0 => &[0x90][..],
-        _ => {
-            return Err(Error::Encode {
-                function: function.to_owned(),
-                reason: "arguments must be a tuple or a sequence of positional arguments \
-                         (use `(x,)` for a single argument)"
-                    .into(),
-            })
-        }
-    };
-    let extra = 4 + options.client_name.is_some() as u32;
-    let mut writer = MessageWriter::new(MessageKind::Call, id, extra, args_bytes.len() + 64);
-    writer.str_field("function", function);
-    writer.raw_field("args", args_bytes);
-    writer.str_field(
-        "namespace",
-        options
-            .namespace
-            .as_deref()
-            .unwrap_or(crate::protocol::DEFAULT_NAMESPACE),
-    );
-    if let Some(name) = &options.client_name {
-        writer.str_field("client_name", name);
-    }
-    let now = unix_now();
-    let mut stamp = Vec::with_capacity(9);
-    rmp::encode::write_f64(&mut stamp, now).expect("Vec write");
-    let mut deadline = Vec::new();
-    let mut metadata: Vec<(&str, &[u8])> = vec![("timestamp_sent", &stamp)];
-    if let Some(limit) = timeout {
-        rmp::encode::write_f64(&mut deadline, now + limit.as_secs_f64()).expect("Vec write");
-        metadata.push(("deadline", &deadline));
-    }
-    metadata.extend(
-        options
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_bytes())),
-    );
-    if let Some(token) = auth_token {
-        metadata.push((AUTH_TOKEN_KEY, token.as_bytes()));
-    }
-    writer.map_field("metadata", metadata.into_iter());
-    Ok(writer.finish())
-}
-
 async fn receive_loop(
     connection: Arc<Connection>,
     mut receiver: DealerRecvHalf,
@@ -484,7 +268,7 @@ async fn receive_loop(
                 if seq.is_none() {
                     tracing::debug!(worker = %connection.worker, id, "reply for a call nobody waits for");
                 }
-                connection.child_read_up_to(&id, seq);
+                connection.budget.child_read_up_to(&id, seq);
             }
             MessageKind::Stdout | MessageKind::Stderr => {
                 let stream = if message.kind == MessageKind::Stdout {

@@ -1,5 +1,4 @@
-//! `Handle`: the runtime view of a worker, shared by every clone, and the typed-client plumbing
-//! that `#[multifrost::worker]` targets.
+//! [`Handle`]: the runtime view of a worker, shared by every clone.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -8,47 +7,26 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::blocking::BlockingCaller;
-use super::connection::{encode_args, CallOptions};
-use super::shared::WorkerShared;
-use super::supervision::{CircuitState, MetricsSnapshot};
-use crate::error::{Error, ExitStatus, Result};
+use super::client::{Caller, Dynamic, Service};
+use super::health::{CircuitState, MetricsSnapshot};
+use super::options::{decode_result, encode_args, CallOptions};
+use super::supervisor::Supervisor;
+use crate::error::{ExitStatus, Result};
 use crate::protocol::EncodedValue;
-
-/// The type parameter of a handle without a typed client: only [`Handle::call_dyn`].
-pub enum Dynamic {}
-
-/// A worker type with a generated typed client (implemented by `#[multifrost::worker]`).
-pub trait Service: 'static {
-    /// The namespace the worker answers in; the typed clients call in it unless the call's
-    /// options name another.
-    const NAMESPACE: &'static str = crate::protocol::DEFAULT_NAMESPACE;
-
-    /// The client returned by [`Handle::call`].
-    type Client<'a>;
-    /// The client returned by [`BlockingHandle::call`](crate::BlockingHandle::call).
-    type BlockingClient<'a>;
-
-    /// Wraps a caller into the typed client.
-    fn client(caller: Caller<'_>) -> Self::Client<'_>;
-
-    /// Wraps a blocking caller into the typed blocking client.
-    fn blocking_client(caller: BlockingCaller<'_>) -> Self::BlockingClient<'_>;
-}
 
 /// A cheap, cloneable view of a worker. Every clone (and every handle from the same
 /// [`ParentWorker`](crate::ParentWorker)) shares one process and connection.
 ///
 /// Dropping the last handle and the `ParentWorker` kills a child that was not stopped.
 pub struct Handle<S = Dynamic> {
-    shared: Arc<WorkerShared>,
+    supervisor: Arc<Supervisor>,
     _service: PhantomData<fn() -> S>,
 }
 
 impl<S> Clone for Handle<S> {
     fn clone(&self) -> Self {
         Handle {
-            shared: self.shared.clone(),
+            supervisor: self.supervisor.clone(),
             _service: PhantomData,
         }
     }
@@ -57,15 +35,15 @@ impl<S> Clone for Handle<S> {
 impl<S> std::fmt::Debug for Handle<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
-            .field("worker", &self.shared.name)
+            .field("worker", &self.supervisor.name)
             .finish()
     }
 }
 
 impl<S> Handle<S> {
-    pub(crate) fn new(shared: Arc<WorkerShared>) -> Self {
+    pub(crate) fn new(supervisor: Arc<Supervisor>) -> Self {
         Handle {
-            shared,
+            supervisor,
             _service: PhantomData,
         }
     }
@@ -77,7 +55,7 @@ impl<S> Handle<S> {
     /// The child is tied to the thread that runs this: it gets SIGKILL when that thread ends
     /// (Linux's parent-death signal), which on a tokio runtime means when the runtime shuts down.
     pub async fn start(&self) -> Result<()> {
-        self.shared.start().await
+        self.supervisor.start().await
     }
 
     /// Sends `shutdown`, waits briefly for a clean exit (see
@@ -85,7 +63,7 @@ impl<S> Handle<S> {
     /// Pending calls fail with [`Error::Stopped`]. In connect mode it only disconnects.
     /// Returns the child's exit status in spawn mode.
     pub async fn stop(&self) -> Option<ExitStatus> {
-        self.shared.stop().await
+        self.supervisor.stop().await
     }
 
     /// Calls `function` by name with positional `args` (a tuple such as `(1, 2)`, `(x,)` for one
@@ -112,17 +90,6 @@ impl<S> Handle<S> {
     }
 }
 
-/// Decodes a call's result into the caller's type.
-pub(crate) fn decode_result<R: DeserializeOwned>(
-    function: &str,
-    result: EncodedValue,
-) -> Result<R> {
-    result.decode().map_err(|source| Error::Decode {
-        function: function.to_owned(),
-        source,
-    })
-}
-
 impl<S> Handle<S> {
     /// Calls `function` and returns its result still encoded.
     pub async fn call_raw(
@@ -142,59 +109,59 @@ impl<S> Handle<S> {
         args: &EncodedValue,
         options: &CallOptions,
     ) -> Result<EncodedValue> {
-        self.shared.call(function, args, options).await
+        self.supervisor.call(function, args, options).await
     }
 
     /// Sends a heartbeat and returns its round-trip time.
     pub async fn heartbeat(&self) -> Result<Duration> {
-        let connection = self.shared.connection().await?;
+        let connection = self.supervisor.connection().await?;
         connection.heartbeat(Duration::from_secs(3)).await
     }
 
     /// A snapshot of the worker's metrics (calls, latencies, heartbeats, breaker, restarts).
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot(&self.shared.breaker)
+        self.supervisor.metrics.snapshot(&self.supervisor.breaker)
     }
 
     /// The circuit breaker's state.
     pub fn circuit_state(&self) -> CircuitState {
-        self.shared.breaker.state()
+        self.supervisor.breaker.state()
     }
 
     /// True when the worker runs, is connected, and its circuit is closed.
     pub fn is_healthy(&self) -> bool {
-        self.shared.is_healthy()
+        self.supervisor.is_healthy()
     }
 
     /// How many times the worker was restarted automatically.
     pub fn restart_count(&self) -> u64 {
-        self.shared.metrics.restarts()
+        self.supervisor.metrics.restarts()
     }
 
     /// The worker's name, as used in logs and errors.
     pub fn worker_name(&self) -> &str {
-        &self.shared.name
+        &self.supervisor.name
     }
 
     /// The child's process id in spawn mode, once started.
     pub fn pid(&self) -> Option<u32> {
-        self.shared.pid()
+        self.supervisor.pid()
     }
 
     /// Calls waiting for their reply now.
     pub fn pending_calls(&self) -> usize {
-        self.shared
+        self.supervisor
             .current_connection()
             .map_or(0, |connection| connection.pending.len())
     }
 
-    pub(crate) fn typed_dynamic(&self) -> Handle<Dynamic> {
-        Handle::new(self.shared.clone())
+    pub(crate) fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
     }
 
     /// The same worker seen through another typed client.
     pub fn typed<T: Service>(&self) -> Handle<T> {
-        Handle::new(self.shared.clone())
+        Handle::new(self.supervisor.clone())
     }
 }
 
@@ -209,43 +176,6 @@ impl<S: Service> Handle<S> {
         options
             .namespace
             .get_or_insert_with(|| S::NAMESPACE.to_owned());
-        S::client(Caller {
-            shared: &self.shared,
-            options,
-        })
-    }
-}
-
-/// What a generated typed client calls through: a handle and the options for its calls.
-pub struct Caller<'a> {
-    shared: &'a Arc<WorkerShared>,
-    options: CallOptions,
-}
-
-impl Caller<'_> {
-    /// Calls `function` with positional `args` and decodes the result.
-    pub async fn call<R: DeserializeOwned>(
-        &self,
-        function: &str,
-        args: impl Serialize,
-    ) -> Result<R> {
-        Handle::<Dynamic>::new(self.shared.clone())
-            .call_dyn_with(function, args, &self.options)
-            .await
-    }
-
-    /// The options of the calls made through this caller.
-    pub fn options(&self) -> &CallOptions {
-        &self.options
-    }
-
-    /// Replaces the options of the calls made through this caller. The namespace is kept
-    /// unless the new options name one.
-    pub fn with_options(mut self, mut options: CallOptions) -> Self {
-        if options.namespace.is_none() {
-            options.namespace = self.options.namespace.take();
-        }
-        self.options = options;
-        self
+        S::client(Caller::new(&self.supervisor, options))
     }
 }

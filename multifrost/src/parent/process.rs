@@ -8,8 +8,8 @@ use tokio::sync::oneshot;
 
 use super::config::SpawnSpec;
 use super::output::{OutputEvent, OutputHandler, OutputStream};
-use crate::child::PORT_ENV;
 use crate::error::{Error, ExitStatus};
+use crate::protocol::contract::{PORT_ENV, WORKER_MODE_ENV};
 
 /// Starts the child with `COMLINK_ZMQ_PORT=<port>`, its stdout and stderr piped to us.
 pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<Child, Error> {
@@ -19,7 +19,7 @@ pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<C
         .args(&args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env(PORT_ENV, port.to_string())
-        .env("COMLINK_WORKER_MODE", "1")
+        .env(WORKER_MODE_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

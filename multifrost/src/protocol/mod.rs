@@ -1,16 +1,20 @@
-//! The wire protocol `comlink_ipc_v4`: messages, value encoding and receive limits.
+//! The wire protocol `comlink_ipc_v4`: the contract's names, messages, value encoding and
+//! receive limits.
 //!
 //! See `PROTOCOL.md` of the project for the contract shared with the Python, Node and Go
 //! implementations.
 
+pub mod contract;
+mod encode;
 mod limits;
 mod message;
 mod value;
 
-pub use limits::{DecodeError, Limits};
-pub use message::{
+pub use contract::{APP_ID, DEFAULT_NAMESPACE};
+pub use encode::{
     encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output, encode_response,
-    encode_shutdown, new_id, unix_now, MessageKind, MessageWriter, RawMessage, APP_ID,
-    DEFAULT_NAMESPACE,
+    encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
 };
+pub use limits::{DecodeError, Limits};
+pub use message::{MessageKind, RawMessage};
 pub use value::{describe, short_type_name, EncodedValue, ValueError};

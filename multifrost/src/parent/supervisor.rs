@@ -1,19 +1,19 @@
-//! The state every handle of one worker shares: its lifecycle, process, connection, and the
-//! supervision around them (heartbeats, circuit breaker, restarts, metrics).
+//! The [`Supervisor`] every handle of one worker shares: its lifecycle state, start, stop,
+//! restarts and reconnects, the heartbeats, and the health around them (circuit breaker,
+//! metrics).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use super::config::{Target, WorkerConfig};
-use super::connection::{CallOptions, Connection};
-use super::process::{forward_pipes, spawn_child, ProcessWatch};
-use super::supervision::{CircuitBreaker, Metrics};
+use super::connection::Connection;
+use super::health::{CircuitBreaker, CircuitState, Metrics};
+use super::launch::Launch;
+use super::options::CallOptions;
+use super::process::ProcessWatch;
 use crate::error::{Error, ExitStatus, Result};
-use crate::protocol::EncodedValue;
-use crate::transport::{self, DealerSocket, Socket, SocketEvent};
+use crate::protocol::{EncodedValue, DEFAULT_NAMESPACE};
 
 /// Where the worker is in its life.
 #[derive(Clone)]
@@ -25,7 +25,7 @@ enum State {
     Stopped,
 }
 
-pub(crate) struct WorkerShared {
+pub(crate) struct Supervisor {
     pub config: WorkerConfig,
     pub name: Arc<str>,
     state: RwLock<State>,
@@ -39,15 +39,15 @@ pub(crate) struct WorkerShared {
     /// Bumped on every state change, so calls can wait for a restart to finish.
     state_version: tokio::sync::watch::Sender<u64>,
     /// This value itself, for tasks started from `&self` methods.
-    self_ref: Weak<WorkerShared>,
+    self_ref: Weak<Supervisor>,
 }
 
 /// How long a call waits for a lost service to be reached again before failing.
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-impl WorkerShared {
-    pub fn new(config: WorkerConfig) -> Arc<WorkerShared> {
-        Arc::new_cyclic(|self_ref| WorkerShared {
+impl Supervisor {
+    pub fn new(config: WorkerConfig) -> Arc<Supervisor> {
+        Arc::new_cyclic(|self_ref| Supervisor {
             self_ref: self_ref.clone(),
             name: config.name.as_str().into(),
             breaker: CircuitBreaker::new(
@@ -156,7 +156,8 @@ impl WorkerShared {
         };
         let deadline = Instant::now() + RECONNECT_TIMEOUT.min(self.config.start_timeout);
         let connection = self
-            .start_connected(&endpoint, deadline)
+            .launch()
+            .connect(&endpoint, deadline)
             .await
             .map_err(|err| {
                 tracing::warn!(worker = %self.name, error = %err, "reconnect failed");
@@ -186,7 +187,7 @@ impl WorkerShared {
     /// True when the worker runs, its connection is open and its circuit is closed.
     pub fn is_healthy(&self) -> bool {
         matches!(self.state(), State::Running(ref c) if c.pending.closed_error().is_none())
-            && self.breaker.state() == super::supervision::CircuitState::Closed
+            && self.breaker.state() == CircuitState::Closed
     }
 
     /// One call through the breaker, with metrics and tracing.
@@ -204,10 +205,7 @@ impl WorkerShared {
                 worker: self.name.to_string(),
             });
         };
-        let namespace = options
-            .namespace
-            .as_deref()
-            .unwrap_or(crate::protocol::DEFAULT_NAMESPACE);
+        let namespace = options.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let correlation_id = options.correlation_id_value();
         tracing::trace!(worker = %self.name, function, namespace, correlation_id, "call start");
         let started = Instant::now();
@@ -286,11 +284,29 @@ impl WorkerShared {
         self.set_state(State::Running(connection));
     }
 
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            config: &self.config,
+            name: &self.name,
+        }
+    }
+
+    /// One attempt at a live connection: spawn the child, or find and connect to the service.
     async fn connect_once(self: &Arc<Self>) -> Result<Arc<Connection>> {
         let deadline = Instant::now() + self.config.start_timeout;
         match &self.config.target {
-            Target::Spawn(_) => self.start_spawned(deadline).await,
-            Target::Endpoint(endpoint) => self.start_connected(endpoint, deadline).await,
+            Target::Spawn(spec) => {
+                let supervisor = Arc::downgrade(self);
+                let on_exit = move |connection: &Arc<Connection>| {
+                    if let Some(supervisor) = supervisor.upgrade() {
+                        supervisor.restart_if_current(connection);
+                    }
+                };
+                let (connection, process) = self.launch().spawn(spec, deadline, on_exit).await?;
+                *self.process.lock().expect("process lock") = Some(process);
+                Ok(connection)
+            }
+            Target::Endpoint(endpoint) => self.launch().connect(endpoint, deadline).await,
             Target::Service {
                 id,
                 discovery_timeout,
@@ -298,194 +314,7 @@ impl WorkerShared {
                 let registry = self.config.registry()?;
                 let entry = registry.discover(id, *discovery_timeout).await?;
                 let endpoint = format!("tcp://127.0.0.1:{}", entry.port);
-                self.start_connected(&endpoint, deadline).await
-            }
-        }
-    }
-
-    fn start_failed(&self, reason: impl std::fmt::Display) -> Error {
-        Error::StartFailed {
-            worker: self.name.to_string(),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// Spawn mode: bind, start the child, wait until it connects and answers a heartbeat.
-    async fn start_spawned(self: &Arc<Self>, deadline: Instant) -> Result<Arc<Connection>> {
-        let Target::Spawn(spec) = &self.config.target else {
-            unreachable!("start_spawned on a connect-mode worker")
-        };
-        let mut socket = DealerSocket::new();
-        let mut monitor = socket.monitor();
-        let endpoint = socket
-            .bind("tcp://127.0.0.1:0")
-            .await
-            .map_err(|e| self.start_failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
-        let port = transport::endpoint_port(&endpoint)
-            .ok_or_else(|| self.start_failed("bound endpoint has no port"))?;
-
-        // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
-        // rather than to whatever thread happens to poll `start`.
-        let spawn = {
-            let spec = spec.clone();
-            let name = self.name.clone();
-            let output = self.config.output.clone();
-            tokio::spawn(async move {
-                let mut child = spawn_child(&spec, port, &name)?;
-                forward_pipes(&mut child, &name, &output);
-                Ok::<_, Error>(child)
-            })
-        };
-        let child = spawn.await.map_err(|e| self.start_failed(e))??;
-        // The connection exists only once the child connected; the exit watcher finds it here.
-        let live: Arc<std::sync::OnceLock<Arc<Connection>>> = Arc::default();
-        let on_exit = {
-            let live = live.clone();
-            let weak = Arc::downgrade(self);
-            let worker = self.name.clone();
-            move |status: ExitStatus| {
-                tracing::info!(worker = %worker, %status, "worker process exited");
-                let Some(connection) = live.get() else { return };
-                connection.close(move || Error::ChildExited {
-                    worker: worker.to_string(),
-                    status,
-                });
-                if let Some(shared) = weak.upgrade() {
-                    shared.restart_if_current(connection);
-                }
-            }
-        };
-        let mut process = ProcessWatch::start(child, on_exit);
-
-        // The child connects to us: wait for the transport to say so, or for the child to die.
-        let accepted = tokio::time::timeout_at(deadline.into(), async {
-            loop {
-                tokio::select! {
-                    event = monitor.next() => match event {
-                        Some(SocketEvent::Accepted(..)) => return Ok(()),
-                        Some(_) => continue,
-                        None => return Err(self.start_failed("socket monitor closed")),
-                    },
-                    status = process.wait() => {
-                        return Err(self.start_failed(format!(
-                            "the process exited during start-up ({})",
-                            status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
-                        )));
-                    }
-                }
-            }
-        })
-        .await;
-        let accepted = match accepted {
-            Ok(result) => result,
-            Err(_) => Err(self.start_failed(format!(
-                "the process did not connect within {:?}",
-                self.config.start_timeout
-            ))),
-        };
-        if let Err(err) = accepted {
-            process.kill().await;
-            return Err(err);
-        }
-        // Our child is connected: stop listening, so that no other local process can connect
-        // to this port and be handed calls (a DEALER shares its calls among all its peers).
-        if let Err(err) = socket.unbind(endpoint).await {
-            tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
-        }
-        let connection = self.open_connection(socket);
-        let _ = live.set(connection.clone());
-        let ready = if process.exited.borrow().is_some() {
-            Err(self.start_failed("the process exited during start-up"))
-        } else {
-            self.probe(&connection, deadline).await
-        };
-        if let Err(err) = ready {
-            process.kill().await;
-            connection.close(|| Error::Disconnected {
-                worker: String::new(),
-            });
-            return Err(err);
-        }
-        let worker = self.name.clone();
-        let watched = connection.clone();
-        let mut exited = process.exited.clone();
-        connection.watch_disconnect(monitor, move || {
-            // The process watcher reports the exit status; give it a moment to do so first.
-            tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), exited.wait_for(Option::is_some))
-                        .await;
-                watched.close(move || Error::Disconnected {
-                    worker: worker.to_string(),
-                });
-            });
-        });
-        *self.process.lock().expect("process lock") = Some(process);
-        Ok(connection)
-    }
-
-    /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
-    async fn start_connected(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
-        let mut socket = DealerSocket::new();
-        let monitor = socket.monitor();
-        match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                return Err(self.start_failed(format!("cannot connect to {endpoint}: {err}")))
-            }
-            Err(_) => {
-                return Err(self.start_failed(format!(
-                    "{endpoint} did not answer within {:?}",
-                    self.config.start_timeout
-                )))
-            }
-        }
-        let connection = self.open_connection(socket);
-        if let Err(err) = self.probe(&connection, deadline).await {
-            connection.close(|| Error::Disconnected {
-                worker: String::new(),
-            });
-            return Err(err);
-        }
-        let worker = self.name.clone();
-        let watched = connection.clone();
-        connection.watch_disconnect(monitor, move || {
-            watched.close(move || Error::Disconnected {
-                worker: worker.to_string(),
-            })
-        });
-        Ok(connection)
-    }
-
-    /// A connection over a connected socket, already receiving.
-    fn open_connection(&self, socket: DealerSocket) -> Arc<Connection> {
-        let (sender, receiver) = socket.split();
-        let connection = Connection::new(
-            self.name.clone(),
-            sender,
-            self.config.max_in_flight,
-            self.config.max_in_flight_bytes,
-            self.config.default_timeout,
-            self.config.auth_token.as_deref(),
-        );
-        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
-        connection
-    }
-
-    /// Proves the worker serves: a heartbeat that gets its echo.
-    async fn probe(&self, connection: &Connection, deadline: Instant) -> Result<()> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(self.start_failed(format!(
-                    "no answer to heartbeats within {:?}",
-                    self.config.start_timeout
-                )));
-            }
-            match connection.heartbeat(left.min(Duration::from_secs(1))).await {
-                Ok(_) => return Ok(()),
-                Err(Error::Timeout { .. }) => continue,
-                Err(err) => return Err(self.start_failed(err)),
+                self.launch().connect(&endpoint, deadline).await
             }
         }
     }
@@ -592,11 +421,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Sends a heartbeat every `interval` on its own task, so a long call never delays it.
-async fn heartbeat_loop(
-    shared: Weak<WorkerShared>,
-    connection: Arc<Connection>,
-    interval: Duration,
-) {
+async fn heartbeat_loop(shared: Weak<Supervisor>, connection: Arc<Connection>, interval: Duration) {
     let mut misses = 0u32;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -629,7 +454,7 @@ async fn heartbeat_loop(
     }
 }
 
-impl Drop for WorkerShared {
+impl Drop for Supervisor {
     fn drop(&mut self) {
         // The last handle is gone: kill the child (ProcessWatch's drop) and stop the tasks.
         self.process.lock().map(|mut p| p.take()).ok();

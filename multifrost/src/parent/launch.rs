@@ -1,0 +1,205 @@
+//! Bringing a connection up: in spawn mode bind, spawn the child, accept its connection and stop
+//! listening; in connect mode connect to a listening worker. Either way, readiness is proven by
+//! a heartbeat that gets its echo before the connection is handed out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use super::config::{SpawnSpec, WorkerConfig};
+use super::connection::Connection;
+use super::process::{forward_pipes, spawn_child, ProcessWatch};
+use crate::error::{Error, ExitStatus, Result};
+use crate::transport::{self, DealerSocket, Socket, SocketEvent};
+
+/// Starts connections for one worker.
+pub(crate) struct Launch<'a> {
+    pub config: &'a WorkerConfig,
+    pub name: &'a Arc<str>,
+}
+
+impl Launch<'_> {
+    fn failed(&self, reason: impl std::fmt::Display) -> Error {
+        Error::StartFailed {
+            worker: self.name.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Spawn mode: bind, start the child, wait until it connects and answers a heartbeat.
+    pub async fn spawn(
+        &self,
+        spec: &SpawnSpec,
+        deadline: Instant,
+        on_exit: impl FnOnce(&Arc<Connection>) + Send + 'static,
+    ) -> Result<(Arc<Connection>, ProcessWatch)> {
+        let mut socket = DealerSocket::new();
+        let mut monitor = socket.monitor();
+        let endpoint = socket
+            .bind("tcp://127.0.0.1:0")
+            .await
+            .map_err(|e| self.failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
+        let port = transport::endpoint_port(&endpoint)
+            .ok_or_else(|| self.failed("bound endpoint has no port"))?;
+
+        // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
+        // rather than to whatever thread happens to poll `start`.
+        let spawn = {
+            let spec = spec.clone();
+            let name = self.name.clone();
+            let output = self.config.output.clone();
+            tokio::spawn(async move {
+                let mut child = spawn_child(&spec, port, &name)?;
+                forward_pipes(&mut child, &name, &output);
+                Ok::<_, Error>(child)
+            })
+        };
+        let child = spawn.await.map_err(|e| self.failed(e))??;
+        // The connection exists only once the child connected; the exit watcher finds it here.
+        let live: Arc<std::sync::OnceLock<Arc<Connection>>> = Arc::default();
+        let watch_exit = {
+            let live = live.clone();
+            let worker = self.name.clone();
+            move |status: ExitStatus| {
+                tracing::info!(worker = %worker, %status, "worker process exited");
+                let Some(connection) = live.get() else { return };
+                connection.close(move || Error::ChildExited {
+                    worker: worker.to_string(),
+                    status,
+                });
+                on_exit(connection);
+            }
+        };
+        let mut process = ProcessWatch::start(child, watch_exit);
+
+        // The child connects to us: wait for the transport to say so, or for the child to die.
+        let accepted = tokio::time::timeout_at(deadline.into(), async {
+            loop {
+                tokio::select! {
+                    event = monitor.next() => match event {
+                        Some(SocketEvent::Accepted(..)) => return Ok(()),
+                        Some(_) => continue,
+                        None => return Err(self.failed("socket monitor closed")),
+                    },
+                    status = process.wait() => {
+                        return Err(self.failed(format!(
+                            "the process exited during start-up ({})",
+                            status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
+                        )));
+                    }
+                }
+            }
+        })
+        .await;
+        let accepted = match accepted {
+            Ok(result) => result,
+            Err(_) => Err(self.failed(format!(
+                "the process did not connect within {:?}",
+                self.config.start_timeout
+            ))),
+        };
+        if let Err(err) = accepted {
+            process.kill().await;
+            return Err(err);
+        }
+        // Our child is connected: stop listening, so that no other local process can connect
+        // to this port and be handed calls (a DEALER shares its calls among all its peers).
+        if let Err(err) = socket.unbind(endpoint).await {
+            tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
+        }
+        let connection = self.open_connection(socket);
+        let _ = live.set(connection.clone());
+        let ready = if process.exited.borrow().is_some() {
+            Err(self.failed("the process exited during start-up"))
+        } else {
+            self.probe(&connection, deadline).await
+        };
+        if let Err(err) = ready {
+            process.kill().await;
+            connection.close(|| Error::Disconnected {
+                worker: String::new(),
+            });
+            return Err(err);
+        }
+        let worker = self.name.clone();
+        let watched = connection.clone();
+        let mut exited = process.exited.clone();
+        connection.watch_disconnect(monitor, move || {
+            // The process watcher reports the exit status; give it a moment to do so first.
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), exited.wait_for(Option::is_some))
+                        .await;
+                watched.close(move || Error::Disconnected {
+                    worker: worker.to_string(),
+                });
+            });
+        });
+        Ok((connection, process))
+    }
+
+    /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
+    pub async fn connect(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
+        let mut socket = DealerSocket::new();
+        let monitor = socket.monitor();
+        match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(self.failed(format!("cannot connect to {endpoint}: {err}"))),
+            Err(_) => {
+                return Err(self.failed(format!(
+                    "{endpoint} did not answer within {:?}",
+                    self.config.start_timeout
+                )))
+            }
+        }
+        let connection = self.open_connection(socket);
+        if let Err(err) = self.probe(&connection, deadline).await {
+            connection.close(|| Error::Disconnected {
+                worker: String::new(),
+            });
+            return Err(err);
+        }
+        let worker = self.name.clone();
+        let watched = connection.clone();
+        connection.watch_disconnect(monitor, move || {
+            watched.close(move || Error::Disconnected {
+                worker: worker.to_string(),
+            })
+        });
+        Ok(connection)
+    }
+
+    /// A connection over a connected socket, already receiving.
+    fn open_connection(&self, socket: DealerSocket) -> Arc<Connection> {
+        let (sender, receiver) = socket.split();
+        let connection = Connection::new(
+            self.name.clone(),
+            sender,
+            self.config.max_in_flight,
+            self.config.max_in_flight_bytes,
+            self.config.default_timeout,
+            self.config.auth_token.as_deref(),
+        );
+        connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
+        connection
+    }
+
+    /// Proves the worker serves: a heartbeat that gets its echo.
+    async fn probe(&self, connection: &Connection, deadline: Instant) -> Result<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.failed(format!(
+                    "no answer to heartbeats within {:?}",
+                    self.config.start_timeout
+                )));
+            }
+            match connection.heartbeat(left.min(Duration::from_secs(1))).await {
+                Ok(_) => return Ok(()),
+                Err(Error::Timeout { .. }) => continue,
+                Err(err) => return Err(self.failed(err)),
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Every message this implementation sends, built field by field straight into one buffer:
+//! the common keys first (`app`, `id`, `type`, `timestamp`), then the message's own.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rmpv::Value;
+
+use super::contract::{
+    APP_ID, AUTH_TOKEN_KEY, DEADLINE_KEY, HB_RESPONSE_KEY, HB_TIMESTAMP_KEY, TIMESTAMP_SENT_KEY,
+};
+use super::message::{MessageKind, RawMessage};
+use super::value::EncodedValue;
+
+/// Seconds since the Unix epoch, as every message's `timestamp`.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A fresh message id (UUID v4 text).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Builds an outgoing message map field by field, with the common keys first.
+pub struct MessageWriter {
+    buf: Vec<u8>,
+}
+
+impl MessageWriter {
+    /// Starts a message with `app`, `id`, `type` and `timestamp`, and room for `extra` more keys.
+    pub fn new(kind: MessageKind, id: &str, extra: u32, capacity: usize) -> MessageWriter {
+        let mut buf = Vec::with_capacity(64 + id.len() + capacity);
+        rmp::encode::write_map_len(&mut buf, 4 + extra).expect("Vec write");
+        let mut writer = MessageWriter { buf };
+        writer.str_field("app", APP_ID);
+        writer.str_field("id", id);
+        writer.str_field("type", kind.as_str());
+        writer.key("timestamp");
+        rmp::encode::write_f64(&mut writer.buf, unix_now()).expect("Vec write");
+        writer
+    }
+
+    fn key(&mut self, key: &str) {
+        rmp::encode::write_str(&mut self.buf, key).expect("Vec write");
+    }
+
+    /// Adds a str field.
+    pub fn str_field(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        rmp::encode::write_str(&mut self.buf, value).expect("Vec write");
+        self
+    }
+
+    /// Adds a field whose value is already encoded msgpack.
+    pub fn raw_field(&mut self, key: &str, encoded: &[u8]) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(encoded);
+        self
+    }
+
+    /// Adds an array field from already-encoded items.
+    pub fn array_field<'a>(
+        &mut self,
+        key: &str,
+        items: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> &mut Self {
+        self.key(key);
+        rmp::encode::write_array_len(&mut self.buf, items.len() as u32).expect("Vec write");
+        for item in items {
+            self.buf.extend_from_slice(item);
+        }
+        self
+    }
+
+    /// Adds a map field of str keys and already-encoded values.
+    pub fn map_field<'a>(
+        &mut self,
+        key: &str,
+        entries: impl ExactSizeIterator<Item = (&'a str, &'a [u8])>,
+    ) -> &mut Self {
+        self.key(key);
+        rmp::encode::write_map_len(&mut self.buf, entries.len() as u32).expect("Vec write");
+        for (k, v) in entries {
+            rmp::encode::write_str(&mut self.buf, k).expect("Vec write");
+            self.buf.extend_from_slice(v);
+        }
+        self
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Encodes a `response` carrying an already-encoded result.
+pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
+    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, result.as_bytes().len());
+    writer.raw_field("result", result.as_bytes());
+    writer.finish()
+}
+
+/// Encodes an `error` reply.
+pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
+    let mut writer = MessageWriter::new(MessageKind::Error, id, 1, error.len());
+    writer.str_field("error", error);
+    writer.finish()
+}
+
+/// Encodes a `stdout` or `stderr` message.
+pub fn encode_output(kind: MessageKind, output: &str) -> Vec<u8> {
+    let mut writer = MessageWriter::new(kind, &new_id(), 1, output.len());
+    writer.str_field("output", output);
+    writer.finish()
+}
+
+/// Encodes a `shutdown` message.
+pub fn encode_shutdown() -> Vec<u8> {
+    MessageWriter::new(MessageKind::Shutdown, &new_id(), 0, 0).finish()
+}
+
+/// Encodes a parent's `heartbeat` with `metadata.hb_timestamp`.
+pub fn encode_heartbeat(id: &str, sent_at: f64) -> Vec<u8> {
+    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, 32);
+    let mut stamp = Vec::with_capacity(9);
+    rmp::encode::write_f64(&mut stamp, sent_at).expect("Vec write");
+    writer.map_field("metadata", [(HB_TIMESTAMP_KEY, &stamp[..])].into_iter());
+    writer.finish()
+}
+
+/// Encodes a child's heartbeat answer: same id, the original metadata plus `hb_response: true`.
+pub fn encode_heartbeat_reply(request: &RawMessage) -> Vec<u8> {
+    let id = request.id.as_deref().unwrap_or("");
+    let mut entries = request.metadata();
+    entries.retain(|(k, _)| k.as_str() != Some(HB_RESPONSE_KEY));
+    entries.push((Value::from(HB_RESPONSE_KEY), Value::Boolean(true)));
+    let mut metadata = Vec::new();
+    rmpv::encode::write_value(&mut metadata, &Value::Map(entries)).expect("Vec write");
+    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, metadata.len());
+    writer.raw_field("metadata", &metadata);
+    writer.finish()
+}
+
+/// The fields of an outgoing `call`, borrowed from the caller.
+pub struct OutgoingCall<'a> {
+    pub id: &'a str,
+    pub function: &'a str,
+    /// The positional arguments: one encoded msgpack array (or nil, for none).
+    pub args: &'a EncodedValue,
+    pub namespace: &'a str,
+    pub client_name: Option<&'a str>,
+    /// How long the caller waits, sent as `metadata.deadline` in Unix seconds.
+    pub timeout: Option<std::time::Duration>,
+    /// User metadata entries, values already encoded.
+    pub metadata: &'a [(String, EncodedValue)],
+    /// Sent as `metadata.auth_token` when set.
+    pub auth_token: Option<&'a EncodedValue>,
+}
+
+impl OutgoingCall<'_> {
+    /// Encodes the `call` message. Arguments that are not an array (or nil) go out as they are:
+    /// the caller checks them first.
+    pub fn encode(&self) -> Vec<u8> {
+        let args = match self.args.as_bytes() {
+            [0xc0] => &[0x90][..],
+            bytes => bytes,
+        };
+        let extra = 4 + self.client_name.is_some() as u32;
+        let mut writer = MessageWriter::new(MessageKind::Call, self.id, extra, args.len() + 64);
+        writer.str_field("function", self.function);
+        writer.raw_field("args", args);
+        writer.str_field("namespace", self.namespace);
+        if let Some(name) = self.client_name {
+            writer.str_field("client_name", name);
+        }
+        let now = unix_now();
+        let mut stamp = Vec::with_capacity(9);
+        rmp::encode::write_f64(&mut stamp, now).expect("Vec write");
+        let mut deadline = Vec::new();
+        let mut metadata: Vec<(&str, &[u8])> = vec![(TIMESTAMP_SENT_KEY, &stamp)];
+        if let Some(limit) = self.timeout {
+            rmp::encode::write_f64(&mut deadline, now + limit.as_secs_f64()).expect("Vec write");
+            metadata.push((DEADLINE_KEY, &deadline));
+        }
+        metadata.extend(
+            self.metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
+        if let Some(token) = self.auth_token {
+            metadata.push((AUTH_TOKEN_KEY, token.as_bytes()));
+        }
+        writer.map_field("metadata", metadata.into_iter());
+        writer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DecodeError, Limits};
+    use bytes::Bytes;
+
+    #[test]
+    fn a_python_response_without_result_means_nil() {
+        // Only the common keys: app, id, type, timestamp.
+        let bytes = MessageWriter::new(MessageKind::Response, "abc", 0, 0).finish();
+        let message = RawMessage::parse(Bytes::from(bytes), &Limits::default()).unwrap();
+        assert_eq!(message.kind, MessageKind::Response);
+        assert!(message.result().is_nil());
+    }
+
+    #[test]
+    fn a_call_round_trips_through_the_writer_and_parser() {
+        let one = EncodedValue::encode(&1i64).unwrap();
+        let text = EncodedValue::encode("x").unwrap();
+        let mut writer = MessageWriter::new(MessageKind::Call, "id-1", 3, 16);
+        writer.str_field("function", "add");
+        writer.array_field("args", [one.as_bytes(), text.as_bytes()].into_iter());
+        writer.str_field("clientName", "node");
+        let message = RawMessage::parse(Bytes::from(writer.finish()), &Limits::default()).unwrap();
+        assert_eq!(message.kind, MessageKind::Call);
+        assert_eq!(message.id.as_deref(), Some("id-1"));
+        assert_eq!(message.function.as_deref(), Some("add"));
+        assert_eq!(message.client_name.as_deref(), Some("node"));
+        let args = message.args().unwrap();
+        assert_eq!(args.len(), 2);
+        assert_eq!(args[1].decode::<String>().unwrap(), "x");
+        assert!(message.is_current_protocol());
+    }
+
+    #[test]
+    fn a_call_nested_too_deep_keeps_its_id_and_names_the_limit() {
+        // Regression: the scan of a deep value used to walk every level (8 bytes of stack per
+        // byte of input); it now stops at the limit and keeps the fields read before it.
+        let mut writer = MessageWriter::new(MessageKind::Call, "deep-1", 2, 16);
+        writer.str_field("function", "echo");
+        let mut deep = vec![0x91u8; 1_000_000];
+        deep.push(0xc0);
+        writer.array_field("args", [&deep[..]].into_iter());
+        let message = RawMessage::parse(Bytes::from(writer.finish()), &Limits::default()).unwrap();
+        assert_eq!(message.id.as_deref(), Some("deep-1"));
+        assert_eq!(message.kind, MessageKind::Call);
+        assert_eq!(message.violation, Some(DecodeError::TooDeep { limit: 256 }));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_map_is_refused() {
+        let err = RawMessage::parse(Bytes::from_static(&[0x93, 1, 2, 3]), &Limits::default());
+        assert!(err.is_err());
+    }
+}
