@@ -5,9 +5,8 @@
 //! 1 and 2 at pipes of its own, and forwards what arrives there as `stdout` / `stderr` messages
 //! (PROTOCOL.md section 5).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::os::fd::{FromRawFd, RawFd};
+use std::io::{BufRead, BufReader, PipeReader};
+use std::os::fd::{AsRawFd, RawFd};
 
 use tokio::sync::mpsc;
 
@@ -36,26 +35,17 @@ pub(crate) fn capture_stdio() -> std::io::Result<mpsc::Receiver<OutputLine>> {
 }
 
 /// Points `fd` at the write end of a new pipe and returns the read end.
-fn redirect(fd: RawFd) -> std::io::Result<File> {
-    let mut ends = [0 as RawFd; 2];
-    // SAFETY: `ends` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+fn redirect(fd: RawFd) -> std::io::Result<PipeReader> {
+    let (read_end, write_end) = std::io::pipe()?;
+    // SAFETY: both descriptors are open; dup2 atomically replaces `fd` with a copy of the write
+    // end, which then lives on as `fd` (the original is closed when `write_end` drops).
+    if unsafe { libc::dup2(write_end.as_raw_fd(), fd) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: both descriptors are open; dup2 atomically replaces `fd`.
-    let replaced = unsafe { libc::dup2(ends[1], fd) };
-    // SAFETY: the write end now lives on as `fd`; this copy is ours to close.
-    unsafe { libc::close(ends[1]) };
-    if replaced < 0 {
-        // SAFETY: the read end is open and owned by nobody else.
-        unsafe { libc::close(ends[0]) };
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the read end is open and from now on owned by the returned File.
-    Ok(unsafe { File::from_raw_fd(ends[0]) })
+    Ok(read_end)
 }
 
-fn forward_lines(read_end: File, kind: MessageKind, sender: mpsc::Sender<OutputLine>) {
+fn forward_lines(read_end: PipeReader, kind: MessageKind, sender: mpsc::Sender<OutputLine>) {
     let mut reader = BufReader::new(read_end);
     let mut line = Vec::new();
     loop {
