@@ -4,9 +4,9 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use multifrost::{Error, ParentWorker};
+use multifrost::{CallOptions, Error, ParentWorker};
 use support::TempHome;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -31,9 +31,15 @@ async fn rust_service(home: &TempHome, id: &str) -> (Child, u16) {
 
 /// Starts the Python peer as a service and waits for its READY line.
 async fn python_service(home: &TempHome, id: &str) -> Child {
+    python_service_with(home, id, &[]).await
+}
+
+/// [`python_service`] with extra environment variables for the peer.
+async fn python_service_with(home: &TempHome, id: &str, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(support::python())
         .arg(support::peer_script())
         .args(["service", id])
+        .envs(env.iter().copied())
         .env("HOME", &home.0)
         .env_remove("COMLINK_ZMQ_PORT")
         .stdout(Stdio::piped())
@@ -211,4 +217,69 @@ async fn the_macro_math_worker_serves_a_python_parent_by_service_id() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn calls_to_a_service_that_accepts_and_never_answers_end_by_their_own_deadline() {
+    let home = TempHome::new("black-hole");
+    let (mut service, _) = rust_service(&home, "hole").await;
+    let handle = connect(&home, "hole").handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
+    // The service dies; its id now names a port that accepts connections and never answers.
+    service.kill().await.unwrap();
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    home.registry()
+        .register_port("hole", std::process::id(), hole_port)
+        .await
+        .unwrap();
+    let options = CallOptions::new().timeout(Duration::from_secs(1));
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let handle = handle.clone();
+            let options = options.clone();
+            tokio::spawn(async move {
+                let asked = Instant::now();
+                let result = handle.call_dyn_with::<i64>("add", (1, 2), &options).await;
+                (result, asked.elapsed())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (result, took) = call.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "a 1 s call took {took:?} while reconnecting"
+        );
+    }
+    accepting.abort();
+}
+
+#[tokio::test]
+async fn a_long_call_to_a_python_service_succeeds_though_it_answers_no_heartbeat() {
+    let home = TempHome::new("py-long");
+    let _service = python_service_with(&home, "py-long", &[("PEER_SERIAL", "1")]).await;
+    let worker = connect(&home, "py-long")
+        .heartbeat_interval(Duration::from_millis(200))
+        .heartbeat_timeout(Duration::from_millis(200))
+        .heartbeat_max_misses(2);
+    let handle = worker.handle();
+    handle.start().await.unwrap();
+    let options = CallOptions::new().timeout(Duration::from_secs(120));
+    let slept: f64 = handle
+        .call_dyn_with("sleep", (3.0,), &options)
+        .await
+        .expect("missed heartbeats do not fail a call within its deadline");
+    assert_eq!(slept, 3.0);
+    assert!(handle.metrics().heartbeat_misses >= 2);
+    assert_eq!(handle.call_dyn::<i64>("add", (2, 3)).await.unwrap(), 5);
+    handle.stop().await;
 }

@@ -237,3 +237,31 @@ async fn per_call_metadata_and_client_name_reach_the_python_child() {
     assert!(get("timestamp_sent").and_then(|v| v.as_f64()).is_some());
     handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_call_to_the_serial_python_worker_succeeds_though_it_answers_no_heartbeat() {
+    // The Python worker runs one message at a time: no heartbeat is answered while `sleep`
+    // runs. Three misses in a row are allowed here, and the call lasts ten heartbeats.
+    let worker = support::python_worker()
+        .env("PEER_SERIAL", "1")
+        .heartbeat_interval(Duration::from_millis(200))
+        .heartbeat_timeout(Duration::from_millis(200))
+        .heartbeat_max_misses(3);
+    let handle = worker.handle();
+    handle.start().await.expect("python worker starts");
+    let options = CallOptions::new().timeout(Duration::from_secs(120));
+    let slept: f64 = handle
+        .call_dyn_with("sleep", (3.0,), &options)
+        .await
+        .expect("a call within its deadline is not failed by missed heartbeats");
+    assert_eq!(slept, 3.0);
+    let metrics = handle.metrics();
+    assert!(
+        metrics.heartbeat_misses >= 3,
+        "heartbeats were missed: {metrics:?}"
+    );
+    assert_eq!(metrics.circuit_breaker_trips, 0);
+    assert_eq!(handle.circuit_state(), multifrost::CircuitState::Closed);
+    assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
+    handle.stop().await;
+}

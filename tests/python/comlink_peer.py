@@ -52,6 +52,10 @@ APP = "comlink_ipc_v4"
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
+# PEER_SERIAL=1: answer heartbeats in turn with calls, as the upstream child does (it handles
+# one message at a time); by default they are answered at once, even during a call.
+SERIAL = os.environ.get("PEER_SERIAL") == "1"
+
 # Limits the Python implementation enforces on receive (PROTOCOL.md section 3).
 MAX_STR_BIN = 10 * 1024 * 1024
 MAX_ITEMS = 100_000
@@ -424,18 +428,26 @@ class ChildServer:
         msg_type = msg.get("type")
         if msg_type == "call":
             self.calls.put((sender, msg))
+        elif msg_type == "heartbeat" and SERIAL:
+            # QUIRK (PEER_SERIAL=1): the upstream child handles one message at a time, so a
+            # heartbeat waits behind the call that runs and is answered only after it.
+            self.calls.put((sender, msg))
         elif msg_type == "heartbeat":
             self._reply_heartbeat(sender, msg)
         elif msg_type == "shutdown":
             self.stop_requested = True
         # other types: ignored
 
-    def _reply_heartbeat(self, sender: bytes, msg: Dict[str, Any]) -> None:
+    def _heartbeat_reply(self, msg: Dict[str, Any]) -> Dict[str, Any]:
         meta = msg.get("metadata")
         meta = dict(meta) if isinstance(meta, dict) else {}
         meta["hb_response"] = True
         reply = self._envelope(msg["id"] if "id" in msg else new_id(), "heartbeat")
         reply["metadata"] = meta
+        return reply
+
+    def _reply_heartbeat(self, sender: bytes, msg: Dict[str, Any]) -> None:
+        reply = self._heartbeat_reply(msg)
         try:
             self.sock.send_multipart([sender, b"", pack(clamp_i64(reply))], zmq.NOBLOCK)
         except Exception:
@@ -488,6 +500,9 @@ class ChildServer:
         asyncio.set_event_loop(loop)
         while True:
             sender, msg = self.calls.get()
+            if msg.get("type") == "heartbeat":
+                self._queue_reply(sender, self._heartbeat_reply(msg))
+                continue
             try:
                 reply = self._dispatch(msg, loop)
             except BaseException:  # never let the executor die

@@ -70,6 +70,8 @@ pub(crate) struct WorkerConfig {
     pub heartbeat_interval: Option<Duration>,
     pub heartbeat_timeout: Duration,
     pub heartbeat_max_misses: u32,
+    /// Replace the worker after this long without any sign of life (opt-in).
+    pub restart_on_unresponsive: Option<Duration>,
     pub auto_restart: bool,
     pub max_restart_attempts: u32,
     pub circuit_threshold: u32,

@@ -30,9 +30,13 @@ pub(crate) struct Connection {
     /// every message sent before it (a connection delivers in order).
     next_seq: AtomicU64,
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
-    default_timeout: Option<Duration>,
     /// `metadata.auth_token` of every call, already encoded.
     auth_token: Option<EncodedValue>,
+    /// When the connection was made: the origin of `last_heard_ns`.
+    born: Instant,
+    /// When the child last sent anything (a reply, output, a late heartbeat echo): proof of
+    /// life, in nanoseconds since `born`.
+    last_heard_ns: AtomicU64,
 }
 
 impl Connection {
@@ -41,7 +45,6 @@ impl Connection {
         sender: DealerSendHalf,
         max_in_flight: usize,
         max_in_flight_bytes: usize,
-        default_timeout: Option<Duration>,
         auth_token: Option<&str>,
     ) -> Arc<Connection> {
         Arc::new(Connection {
@@ -51,9 +54,21 @@ impl Connection {
             budget: InFlightBudget::new(max_in_flight, max_in_flight_bytes),
             next_seq: AtomicU64::new(0),
             tasks: std::sync::Mutex::new(Vec::new()),
-            default_timeout,
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
+            born: Instant::now(),
+            last_heard_ns: AtomicU64::new(0),
         })
+    }
+
+    /// Records that the child just sent something.
+    fn heard(&self) {
+        let now = self.born.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last_heard_ns.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// When the child last sent anything (the connection's start if it never did).
+    pub fn last_heard(&self) -> Instant {
+        self.born + Duration::from_nanos(self.last_heard_ns.load(Ordering::Relaxed))
     }
 
     /// Starts the task that reads replies and output messages.
@@ -154,9 +169,9 @@ impl Connection {
         function: &str,
         args: &EncodedValue,
         options: &CallOptions,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> Result<EncodedValue, Error> {
-        let timeout = options.timeout.unwrap_or(self.default_timeout);
-        let deadline = timeout.map(|limit| Instant::now() + limit);
         let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
         check_positional(function, args)?;
         let slot = self
@@ -242,6 +257,8 @@ async fn receive_loop(
                 return;
             }
         };
+        // Whatever it is, the child sent it: it is alive.
+        connection.heard();
         let message = match RawMessage::parse(transport::payload(&frames), &limits) {
             Ok(message) => message,
             Err(err) => {

@@ -4,7 +4,7 @@
 //! Both sit on the call path, so their common case is lock-free: a closed breaker admits a call
 //! with one atomic load, and recording a call's latency is a few atomic operations into a ring.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -162,6 +162,10 @@ pub(crate) struct Metrics {
     heartbeat_count: AtomicU64,
     heartbeat_misses: AtomicU64,
     pub restarts: AtomicU64,
+    /// Heartbeats went unanswered and nothing else came from the worker meanwhile.
+    unresponsive: AtomicBool,
+    /// Spawn mode: the process is stopped (SIGSTOP, `T` in /proc).
+    process_stopped: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -181,6 +185,8 @@ impl Default for Metrics {
             heartbeat_count: AtomicU64::new(0),
             heartbeat_misses: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            unresponsive: AtomicBool::new(false),
+            process_stopped: AtomicBool::new(false),
         }
     }
 }
@@ -228,6 +234,22 @@ impl Metrics {
         self.heartbeat_misses.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records whether the worker answers: `false` after the allowed heartbeat misses with no
+    /// other sign of life. Returns the previous value.
+    pub fn set_responsive(&self, responsive: bool) -> bool {
+        !self.unresponsive.swap(!responsive, Ordering::Relaxed)
+    }
+
+    /// Records whether the worker's process is stopped. Returns the previous value.
+    pub fn set_process_stopped(&self, stopped: bool) -> bool {
+        self.process_stopped.swap(stopped, Ordering::Relaxed)
+    }
+
+    /// True unless heartbeats are exhausted or the process is stopped.
+    pub fn looks_alive(&self) -> bool {
+        !self.unresponsive.load(Ordering::Relaxed) && !self.process_stopped.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self, breaker: &CircuitBreaker) -> MetricsSnapshot {
         let mut recent: Vec<u64> = self
             .latencies_us
@@ -272,6 +294,8 @@ impl Metrics {
             },
             heartbeat_misses: self.heartbeat_misses.load(Ordering::Relaxed),
             restarts: self.restarts(),
+            unresponsive: self.unresponsive.load(Ordering::Relaxed),
+            process_stopped: self.process_stopped.load(Ordering::Relaxed),
         }
     }
 }
@@ -306,6 +330,12 @@ pub struct MetricsSnapshot {
     pub heartbeat_misses: u64,
     /// Successful automatic restarts.
     pub restarts: u64,
+    /// The allowed heartbeat misses ran out with no other sign of life from the worker. Calls
+    /// in flight keep waiting for their reply or their own deadline: a busy worker that runs
+    /// one call at a time (the Python, Node and Go ones) answers no heartbeat meanwhile.
+    pub unresponsive: bool,
+    /// Spawn mode: the worker's process is stopped (SIGSTOP, state `T`), not just busy.
+    pub process_stopped: bool,
 }
 
 #[cfg(test)]

@@ -178,7 +178,6 @@ impl Launch<'_> {
             sender,
             self.config.max_in_flight,
             self.config.max_in_flight_bytes,
-            self.config.default_timeout,
             self.config.auth_token.as_deref(),
         );
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());

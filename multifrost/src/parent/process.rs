@@ -23,6 +23,9 @@ pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<C
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that a kill reaches what a launcher (a shell script, `npx`)
+        // started too.
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &spec.current_dir {
         command.current_dir(dir);
@@ -123,6 +126,9 @@ impl ProcessWatch {
             let status = tokio::select! {
                 status = child.wait() => status,
                 _ = kill_requested => {
+                    if let Some(pid) = pid {
+                        kill_group(pid);
+                    }
                     let _ = child.start_kill();
                     child.wait().await
                 }
@@ -164,13 +170,19 @@ impl Drop for ProcessWatch {
         // Kill at once, even if the runtime that runs the watcher task is gone.
         if self.exited.borrow().is_none() {
             if let Some(pid) = self.pid {
-                // SAFETY: plain syscall; the pid is not reaped yet (no exit was reported), so it
-                // still names our child.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                kill_group(pid);
             }
         }
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
         }
     }
+}
+
+/// SIGKILL to the child's process group (its pid: it was started as the group's leader), which
+/// holds whatever a launcher started. Only called while the child is not reaped yet, so the
+/// group id still names our child's group.
+fn kill_group(pid: u32) {
+    // SAFETY: plain syscall.
+    unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
 }

@@ -38,6 +38,8 @@ pub(crate) struct Supervisor {
     restart_streak: AtomicU32,
     /// Bumped on every state change, so calls can wait for a restart to finish.
     state_version: tokio::sync::watch::Sender<u64>,
+    /// Bumped by every `stop()`, so that a restart in progress gives up at once.
+    stops: tokio::sync::watch::Sender<u64>,
     /// This value itself, for tasks started from `&self` methods.
     self_ref: Weak<Supervisor>,
 }
@@ -62,6 +64,7 @@ impl Supervisor {
             metrics: Metrics::default(),
             restart_streak: AtomicU32::new(0),
             state_version: tokio::sync::watch::Sender::new(0),
+            stops: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -188,6 +191,7 @@ impl Supervisor {
     pub fn is_healthy(&self) -> bool {
         matches!(self.state(), State::Running(ref c) if c.pending.closed_error().is_none())
             && self.breaker.state() == CircuitState::Closed
+            && self.metrics.looks_alive()
     }
 
     /// One call through the breaker, with metrics and tracing.
@@ -197,9 +201,22 @@ impl Supervisor {
         args: &EncodedValue,
         options: &CallOptions,
     ) -> Result<EncodedValue> {
-        // The connection first: a call made during a restart waits for it, and a successful
-        // restart closes the circuit.
-        let connection = self.connection().await;
+        let timeout = options.timeout.unwrap_or(self.config.default_timeout);
+        let deadline = timeout.map(|limit| Instant::now() + limit);
+        // The connection first: a call made during a start, a restart or a reconnect waits for
+        // it, but never past its own deadline; a successful restart closes the circuit.
+        let connection = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.connection())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        worker: self.name.to_string(),
+                        function: function.to_owned(),
+                        timeout: timeout.unwrap_or_default(),
+                    })
+                }),
+            None => self.connection().await,
+        };
         let Some(admission) = self.breaker.admit() else {
             return Err(Error::CircuitOpen {
                 worker: self.name.to_string(),
@@ -211,7 +228,11 @@ impl Supervisor {
         let started = Instant::now();
         let _in_flight = self.metrics.call_started();
         let result = match connection {
-            Ok(connection) => connection.call(function, args, options).await,
+            Ok(connection) => {
+                connection
+                    .call(function, args, options, timeout, deadline)
+                    .await
+            }
             Err(err) => Err(err),
         };
         let elapsed = started.elapsed();
@@ -278,9 +299,13 @@ impl Supervisor {
                 Arc::downgrade(&shared),
                 connection.clone(),
                 interval,
+                self.pid(),
             ));
             connection.add_task(task.abort_handle());
         }
+        // A new connection starts healthy; its heartbeats will say otherwise.
+        self.metrics.set_responsive(true);
+        self.metrics.set_process_stopped(false);
         self.set_state(State::Running(connection));
     }
 
@@ -321,20 +346,39 @@ impl Supervisor {
 
     /// With auto-restart on, replaces the child behind `dead` (if it is still the live one).
     fn restart_if_current(self: &Arc<Self>, dead: &Arc<Connection>) {
-        if !self.config.auto_restart || !matches!(self.config.target, Target::Spawn(_)) {
-            return;
+        if self.config.auto_restart {
+            self.replace(dead);
         }
-        let shared = self.clone();
-        let dead = dead.clone();
-        tokio::spawn(async move { shared.restart(dead).await });
     }
 
+    /// Replaces the child behind `dead` in spawn mode (if it is still the live one).
+    fn replace(self: &Arc<Self>, dead: &Arc<Connection>) {
+        if !matches!(self.config.target, Target::Spawn(_)) {
+            return;
+        }
+        let supervisor = self.clone();
+        let dead = dead.clone();
+        tokio::spawn(async move { supervisor.restart(dead).await });
+    }
+
+    /// Replaces the child behind `dead`, unless it was replaced or stopped meanwhile; a
+    /// `stop()` cancels it wherever it is (backoff, spawn, readiness probe).
     async fn restart(self: Arc<Self>, dead: Arc<Connection>) {
+        let mut stops = self.stops.subscribe();
         let _lifecycle = self.lifecycle.lock().await;
         match self.state() {
             State::Running(current) if Arc::ptr_eq(&current, &dead) => {}
             _ => return, // Stopped, or already replaced.
         }
+        tokio::select! {
+            () = self.restart_attempts() => {}
+            _ = stops.changed() => {
+                tracing::info!(worker = %self.name, "restart cancelled by stop()");
+            }
+        }
+    }
+
+    async fn restart_attempts(self: &Arc<Self>) {
         let old = self.process.lock().expect("process lock").take();
         if let Some(mut old) = old {
             old.kill().await;
@@ -366,28 +410,23 @@ impl Supervisor {
         }
     }
 
-    /// Heartbeats were exhausted: fail what is in flight, open the circuit, maybe restart.
-    fn unresponsive(self: &Arc<Self>, connection: &Arc<Connection>, misses: u32) {
-        tracing::warn!(worker = %self.name, misses, "worker unresponsive");
+    /// Nothing came from the worker for `restart_on_unresponsive`: its calls fail, and it is
+    /// replaced (spawn mode) or disconnected (connect mode: the next call connects again).
+    fn replace_silent(self: &Arc<Self>, connection: &Arc<Connection>, misses: u32) {
+        tracing::warn!(worker = %self.name, misses, "worker silent for too long; replacing it");
         let worker = self.name.clone();
-        connection.pending.fail_all(|| Error::Unresponsive {
+        connection.close(move || Error::Unresponsive {
             worker: worker.to_string(),
             misses,
         });
-        self.breaker.trip();
-        if self.config.auto_restart {
-            let worker = self.name.clone();
-            connection.close(move || Error::Unresponsive {
-                worker: worker.to_string(),
-                misses,
-            });
-            self.restart_if_current(connection);
-        }
+        self.replace(connection);
     }
 
     /// Stops the worker: `shutdown`, a short wait for a clean exit, then a kill. In connect mode
     /// it only disconnects. Returns the process's exit status in spawn mode.
     pub async fn stop(&self) -> Option<ExitStatus> {
+        // A restart in progress holds the lifecycle lock: make it give up first.
+        self.stops.send_modify(|count| *count += 1);
         let _lifecycle = self.lifecycle.lock().await;
         let previous = self.set_state(State::Stopped);
         let process = self.process.lock().expect("process lock").take();
@@ -420,38 +459,91 @@ fn backoff(attempt: u32) -> Duration {
         .min(Duration::from_secs(5))
 }
 
-/// Sends a heartbeat every `interval` on its own task, so a long call never delays it.
-async fn heartbeat_loop(shared: Weak<Supervisor>, connection: Arc<Connection>, interval: Duration) {
+/// Sends a heartbeat every `interval` on its own task, so a long call never delays it, and
+/// keeps the worker's health up to date. Missed heartbeats alone never fail a call nor open the
+/// circuit (a worker that runs one call at a time answers none while busy): after
+/// `heartbeat_max_misses` with nothing else heard, the worker is marked unresponsive; only
+/// `restart_on_unresponsive` acts on silence, and only after that long.
+async fn heartbeat_loop(
+    supervisor: Weak<Supervisor>,
+    connection: Arc<Connection>,
+    interval: Duration,
+    pid: Option<u32>,
+) {
     let mut misses = 0u32;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let Some(timeout) = shared.upgrade().map(|s| s.config.heartbeat_timeout) else {
+        let Some(timeout) = supervisor.upgrade().map(|s| s.config.heartbeat_timeout) else {
             return;
         };
+        let sent = Instant::now();
         let outcome = connection.heartbeat(timeout).await;
-        let Some(shared) = shared.upgrade() else {
+        let Some(supervisor) = supervisor.upgrade() else {
             return;
         };
+        let heard_meanwhile = connection.last_heard() >= sent;
         match outcome {
-            Ok(rtt) => {
-                misses = 0;
-                shared.metrics.heartbeat_answered(rtt);
-                shared.breaker.on_heartbeat();
-                shared.restart_streak.store(0, Ordering::Relaxed);
-            }
-            Err(Error::Timeout { .. }) => {
+            Err(Error::Timeout { .. }) if !heard_meanwhile => {
                 misses += 1;
-                shared.metrics.heartbeat_missed();
-                tracing::warn!(worker = %shared.name, misses, "heartbeat missed");
-                if misses >= shared.config.heartbeat_max_misses {
-                    shared.unresponsive(&connection, misses);
+                supervisor.metrics.heartbeat_missed();
+                tracing::debug!(worker = %supervisor.name, misses, "heartbeat missed");
+                supervisor.note_process_state(pid);
+                if misses == supervisor.config.heartbeat_max_misses
+                    && supervisor.metrics.set_responsive(false)
+                {
+                    tracing::warn!(worker = %supervisor.name, misses, "worker unresponsive: no heartbeat answered and nothing else heard; calls in flight keep waiting");
                 }
+                if let Some(silence) = supervisor.config.restart_on_unresponsive {
+                    if connection.last_heard().elapsed() >= silence {
+                        supervisor.replace_silent(&connection, misses);
+                        return;
+                    }
+                }
+            }
+            Ok(_) | Err(Error::Timeout { .. }) => {
+                if let Ok(rtt) = outcome {
+                    supervisor.metrics.heartbeat_answered(rtt);
+                    supervisor.breaker.on_heartbeat();
+                    supervisor.restart_streak.store(0, Ordering::Relaxed);
+                }
+                misses = 0;
+                if !supervisor.metrics.set_responsive(true) {
+                    tracing::info!(worker = %supervisor.name, "worker responsive again");
+                }
+                supervisor.note_process_state(pid);
             }
             Err(_) => return, // The connection is closed.
         }
     }
+}
+
+impl Supervisor {
+    /// Spawn mode: tells a stopped process (SIGSTOP, state `T` or `t` in /proc) from a busy
+    /// one, and reports a change.
+    fn note_process_state(&self, pid: Option<u32>) {
+        let Some(pid) = pid else { return };
+        let stopped = process_is_stopped(pid);
+        if self.metrics.set_process_stopped(stopped) != stopped {
+            if stopped {
+                tracing::warn!(worker = %self.name, pid, "worker process is stopped (SIGSTOP?): it cannot answer until it is continued");
+            } else {
+                tracing::info!(worker = %self.name, pid, "worker process runs again");
+            }
+        }
+    }
+}
+
+/// Whether `/proc/<pid>/stat` says the process is stopped or traced.
+fn process_is_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name is in parentheses and may contain ") ": the state follows the last one.
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
 }
 
 impl Drop for Supervisor {

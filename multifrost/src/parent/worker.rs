@@ -110,6 +110,7 @@ impl ParentWorker {
                 heartbeat_interval: Some(Duration::from_secs(5)),
                 heartbeat_timeout: Duration::from_secs(3),
                 heartbeat_max_misses: 3,
+                restart_on_unresponsive: None,
                 auto_restart: false,
                 max_restart_attempts: 5,
                 circuit_threshold: 5,
@@ -208,16 +209,34 @@ impl ParentWorker {
         self
     }
 
-    /// Consecutive missed heartbeats after which the worker counts as unresponsive (default 3):
-    /// its pending calls fail with [`Error::Unresponsive`](crate::Error::Unresponsive), the
-    /// circuit opens, and with auto-restart the child is replaced.
+    /// Consecutive missed heartbeats, with nothing else heard from the worker meanwhile,
+    /// after which it counts as unresponsive (default 3): [`Handle::is_healthy`] turns false,
+    /// [`MetricsSnapshot::unresponsive`](crate::MetricsSnapshot::unresponsive) is set and a
+    /// tracing event says so. Nothing else happens: calls in flight keep waiting for their
+    /// reply, their own timeout or the worker's death, and the circuit stays closed, because a
+    /// worker that runs one call at a time (the Python, Node and Go implementations) answers no
+    /// heartbeat while a call runs. Any message from the worker (a reply, output, a late echo)
+    /// counts as a sign of life. To replace a worker that stays silent, see
+    /// [`restart_on_unresponsive`](Self::restart_on_unresponsive).
     pub fn heartbeat_max_misses(mut self, misses: u32) -> Self {
         self.config.heartbeat_max_misses = misses.max(1);
         self
     }
 
-    /// Restart the child when it exits or stops answering heartbeats (default false; spawn
-    /// mode only). Handles keep working across restarts; calls in flight at the time fail.
+    /// Replaces the worker when nothing at all (no heartbeat echo, no reply, no output) came
+    /// from it for `silence` (opt-in; default never). Its calls in flight then fail with
+    /// [`Error::Unresponsive`](crate::Error::Unresponsive); in spawn mode the process is killed
+    /// and a new one started (the backoff and attempt limit of
+    /// [`auto_restart`](Self::auto_restart) apply); in connect mode the connection is dropped
+    /// and the next call connects again. Choose `silence` longer than the longest call of a
+    /// worker that answers no heartbeat while busy. Needs heartbeats.
+    pub fn restart_on_unresponsive(mut self, silence: Duration) -> Self {
+        self.config.restart_on_unresponsive = Some(silence);
+        self
+    }
+
+    /// Restart the child when it exits (default false; spawn mode only). Handles keep working
+    /// across restarts; calls in flight at the time fail.
     pub fn auto_restart(mut self, enabled: bool) -> Self {
         self.config.auto_restart = enabled;
         self
