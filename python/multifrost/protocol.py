@@ -22,9 +22,10 @@ I64_MAX = 2**63 - 1
 # Receive limits, the same as the other implementations (PROTOCOL.md section 3).
 MAX_STR_BIN = 10 * 1024 * 1024
 MAX_ITEMS = 100_000
-# msgpack's C decoder stops at 1024 levels of nesting by itself; results are bounded tighter,
-# below the 511 levels msgpack can encode, so a too-deep result gets a clear error.
-MAX_RESULT_DEPTH = 500
+# msgpack's C decoder stops at 1024 levels of nesting by itself. Results are bounded at the
+# 256 levels a Rust parent accepts (msgpack could encode 511), so a too-deep result gets a
+# clear error here rather than a decoding failure over there.
+MAX_RESULT_DEPTH = 256
 # A whole message; a larger one is answered with an error without decoding its body.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
