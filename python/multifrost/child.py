@@ -440,10 +440,13 @@ class _Server:
             pass
 
     def close(self) -> None:
-        """Send what is queued, put stdout/stderr back, unregister, close the socket."""
+        """Stop the async loop, put stdout/stderr back, send what is queued, unregister,
+        close the socket."""
         if self.closed:
             return
         self.stopping = True
+        # First, so that anything it prints on the way out is still forwarded.
+        self._stop_loop()
         for writer in (self.stdout, self.stderr):
             if writer is not None:
                 writer.flush_all()
@@ -456,8 +459,6 @@ class _Server:
         self._unregister()
         for _ in range(self.concurrency):
             self.calls.put(None)
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
         try:
             self.sock.close(linger=1000)
             self.ctx.term()
@@ -468,6 +469,32 @@ class _Server:
                 os.close(fd)
             except OSError:
                 pass
+
+    def _stop_loop(self, timeout: float = 1.0) -> None:
+        """Cancel the async calls still running, stop and close the loop.
+
+        A loop left running would be collected at interpreter exit with an "Exception
+        ignored" traceback on the (by then restored) inherited stderr.
+        """
+        loop, thread = self.loop, self.loop_thread
+        if loop is None or thread is None:
+            return
+
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout / 2)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(timeout)
+        except Exception:
+            pass  # a coroutine that blocks the loop: stop it as it is
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
 
     def _flush_before_close(self) -> None:
         deadline = time.monotonic() + STOP_FLUSH_SECONDS

@@ -204,6 +204,7 @@ class OutputTest(SpawnedWorker):
         self.parent.call("print_lines", 100, "stderr")
         self.parent.call("write_fd", 1, "fd1\n")
         self.parent.call("fail", "an error")
+        self.parent.call("async_add", 1, 2)  # the asyncio loop must be closed cleanly too
         self.assertEqual(self.parent.shutdown(), 0)
         self.assertEqual((self.parent.pipe_stdout, self.parent.pipe_stderr), (b"", b""))
 
