@@ -273,6 +273,17 @@ class StartAndStopTest(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 10)
 
 
+class ExampleTest(unittest.TestCase):
+    def test_the_example_math_worker_serves(self):
+        example = os.path.join(os.path.dirname(wire.HERE), "examples", "math_worker.py")
+        parent = Parent(script=example)
+        self.addCleanup(parent.close)
+        self.assertEqual(result_of(parent.call("add", 20, 22)), 42)
+        self.assertEqual(result_of(parent.call("slow_square", 7, 0.01)), 49)
+        self.assertIn("Cannot divide by zero", error_of(parent.call("divide", 1, 0)))
+        self.assertEqual(parent.shutdown(), 0)
+
+
 class ConnectModeTest(unittest.TestCase):
     def setUp(self):
         self.home = tempfile.mkdtemp(prefix="multifrost-py-")
