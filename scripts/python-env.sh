@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Create (once) the Python virtualenv used by the cross-language tests and print
-# the path of its python on stdout. Everything else goes to stderr.
+# the path of its python on stdout. Everything else goes to stderr. The venv holds
+# tests/python/requirements.txt and our own worker package, python/ (multifrost).
 #
 #   scripts/python-env.sh            -> prints e.g. /repo/target/pyenv/bin/python
 #
 # Idempotent and safe to run concurrently: the work happens under an flock on
-# target/pyenv.lock, and a stamp file holding the sha256 of
-# tests/python/requirements.txt makes a re-run with unchanged requirements a
-# no-op (no pip, no lock). Works non-interactively (CI=true, no stdin).
+# target/pyenv.lock, and a stamp file holding a sha256 over
+# tests/python/requirements.txt and the files of the python/ package makes a
+# re-run with nothing changed a no-op (no pip, no lock); a changed package is
+# re-installed. Works non-interactively (CI=true, no stdin).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQ="$REPO/tests/python/requirements.txt"
+PKG="$REPO/python"
 TARGET="$REPO/target"
 VENV="$TARGET/pyenv"
 PY="$VENV/bin/python"
@@ -19,7 +22,17 @@ STAMP="$VENV/.requirements.sha256"
 LOCK="$TARGET/pyenv.lock"
 PYTHON3="${PYTHON3:-python3}"
 
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+# The package's files as pip builds them (no caches, no build leftovers).
+package_files() {
+    (cd "$PKG" && find pyproject.toml README.md multifrost -type f \
+        ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort)
+}
+want="$({
+    sha256sum "$REQ" | cut -d' ' -f1
+    package_files | while read -r f; do
+        printf '%s %s\n' "$f" "$(sha256sum "$PKG/$f" | cut -d' ' -f1)"
+    done
+} | sha256sum | cut -d' ' -f1)"
 
 up_to_date() {
     [[ -x "$PY" && -f "$STAMP" && "$(cat "$STAMP" 2>/dev/null)" == "$want" ]]
@@ -60,6 +73,18 @@ fi
 rm -f "$STAMP"
 echo "python-env.sh: installing $(tr '\n' ' ' <"$REQ")" >&2
 "$PY" -m pip install --disable-pip-version-check -q -r "$REQ" </dev/null >&2
+
+# Our package, built from a copy so that the build leaves nothing in python/. Its
+# dependencies are the pinned ones above; the build itself needs setuptools (PyPI).
+echo "python-env.sh: installing ./python (multifrost)" >&2
+build="$(mktemp -d "$TARGET/pyenv-build.XXXXXX")"
+trap 'rm -rf "$build"' EXIT
+package_files | while read -r f; do
+    mkdir -p "$build/$(dirname "$f")"
+    cp "$PKG/$f" "$build/$f"
+done
+"$PY" -m pip install --disable-pip-version-check -q --no-deps --force-reinstall "$build" \
+    </dev/null >&2
 
 printf '%s\n' "$want" >"$STAMP.tmp"
 mv -f "$STAMP.tmp" "$STAMP"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "==> Python peer environment (pyzmq, msgpack)" >&2
+echo "==> Python environment (pyzmq, msgpack, our ./python package)" >&2
 bash scripts/python-env.sh >/dev/null
 
 echo "==> cargo fmt --check" >&2
