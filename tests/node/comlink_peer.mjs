@@ -28,6 +28,11 @@
 //                                                   math-worker suite against it: one line per
 //                                                   check, then "N passed, M failed"; exit 1
 //                                                   on any failure
+//   comlink_peer.mjs parent-bench <executable> [args...]
+//                                                   spawn, then print the p50/p99 latency of
+//                                                   sequential add() calls and the rate with
+//                                                   1,000 calls in flight (PEER_BENCH_CALLS,
+//                                                   default 2000)
 //   comlink_peer.mjs parent-call <executable> <function> [json args...]
 //                                                   spawn, make one call, print the result as
 //                                                   JSON (BigInt as a decimal string) or
@@ -757,6 +762,29 @@ async function runSuite(parent) {
   return failed === 0 ? 0 : 1;
 }
 
+/** Sequential latency and in-flight throughput of add(i, 1), as a Node parent sees them. */
+async function runBench(parent, count) {
+  for (let i = 0; i < 200; i++) await parent.call("add", [i, 1]); // warm-up
+  const micros = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await parent.call("add", [i, 1]);
+    micros.push((performance.now() - start) * 1000);
+  }
+  micros.sort((a, b) => a - b);
+  const at = (q) => micros[Math.min(micros.length - 1, Math.floor(q * micros.length))].toFixed(0);
+  console.log(`sequential ${count} calls: p50 ${at(0.5)} us, p99 ${at(0.99)} us`);
+  const inFlight = 1000;
+  const rounds = Math.max(1, Math.floor(count / inFlight));
+  const start = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(Array.from({ length: inFlight }, (_, i) => parent.call("add", [i, r], { timeout: 60 })));
+  }
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`${inFlight} in flight: ${((rounds * inFlight) / seconds).toFixed(0)} calls/s`);
+  return 0;
+}
+
 async function withParent(executable, args, body) {
   let parent;
   try {
@@ -819,6 +847,11 @@ async function main(argv) {
     });
     return code ?? 1;
   }
+  if (mode === "parent-bench") {
+    if (argv.length < 2) return usage();
+    const count = Number(process.env.PEER_BENCH_CALLS || 2000);
+    return (await withParent(argv[1], argv.slice(2), (parent) => runBench(parent, count))) ?? 1;
+  }
   const rest = argv.filter((a) => a !== "--worker");
   if (rest.length === 0 || (rest.length === 1 && rest[0] === "worker")) return runChild();
   return usage();
@@ -827,7 +860,7 @@ async function main(argv) {
 function usage() {
   realConsole.error(
     "usage: comlink_peer.mjs [worker] | parent-suite <executable> [args...] | " +
-      "parent-call <executable> <function> [json args...]",
+      "parent-bench <executable> [args...] | parent-call <executable> <function> [json args...]",
   );
   return 2;
 }
