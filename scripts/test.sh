@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: sets up the Python virtualenv
-# used by the interop tests (target/pyenv), then formatting, lints and the whole test suite.
+# (target/pyenv) and the Node packages (tests/node/node_modules) used by the interop tests, then
+# formatting, lints and the whole test suite.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "==> Python environment (pyzmq, msgpack, our ./python package)" >&2
 bash scripts/python-env.sh >/dev/null
+
+echo "==> Node peer environment (zeromq, msgpackr)" >&2
+bash scripts/node-env.sh >/dev/null
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --all --check

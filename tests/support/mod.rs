@@ -1,4 +1,4 @@
-//! Shared helpers of the integration tests: the Python peer and its virtualenv.
+//! Shared helpers of the integration tests: the Python and Node peers and their environments.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -150,21 +150,80 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let output = tokio::process::Command::new(python())
-        .arg(peer_script())
+    run_peer_suite("Python", python().as_os_str(), &peer_script(), args, env).await
+}
+
+/// Runs the Node parent's suite (`comlink_peer.mjs <args>`, e.g. `parent-suite <worker>`)
+/// with extra environment variables, and returns its report once every check passed.
+pub async fn run_node_suite<I, S>(args: I, env: &[(&str, &std::ffi::OsStr)]) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run_peer_suite("Node", &node(), &node_peer_script(), args, env).await
+}
+
+async fn run_peer_suite<I, S>(
+    language: &str,
+    program: &std::ffi::OsStr,
+    script: &Path,
+    args: I,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = tokio::process::Command::new(program)
+        .arg(script)
         .args(args)
         .envs(env.iter().copied())
         .output()
         .await
-        .expect("running the Python parent");
+        .unwrap_or_else(|err| panic!("running the {language} parent: {err}"));
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "Python parent suite failed:\n{report}\n{}",
+        "{language} parent suite failed:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(report.contains(" 0 failed"), "{report}");
     report
+}
+
+/// The node program: `$NODE`, or `node` from PATH.
+pub fn node() -> std::ffi::OsString {
+    std::env::var_os("NODE").unwrap_or_else(|| "node".into())
+}
+
+/// The Node test peer script, with its npm packages (zeromq, msgpackr) installed by
+/// scripts/node-env.sh on first use. Fails the test (never skips it) when they cannot be.
+pub fn node_peer_script() -> PathBuf {
+    static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
+    SCRIPT
+        .get_or_init(|| {
+            let script = repo().join("scripts/node-env.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("running scripts/node-env.sh");
+            assert!(
+                output.status.success(),
+                "scripts/node-env.sh failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        })
+        .clone()
+}
+
+/// A worker running the Node test peer in spawn mode (`node comlink_peer.mjs worker`).
+pub fn node_worker() -> multifrost::ParentWorker {
+    multifrost::ParentWorker::spawn(node_peer_script())
+        .executable(node())
+        .args(["worker"])
+        .name("node-peer")
 }
 
 /// True when the long versions were asked for (`MULTIFROST_LONG=1`, as `scripts/soak.sh` does).
