@@ -336,7 +336,6 @@ async fn a_call_of_a_few_seconds_succeeds_with_default_supervision() {
     handle.stop().await;
 }
 
-// Today the parent fails the call with `Unresponsive { misses: 2 }` after about 0.6 s.
 #[tokio::test]
 async fn a_call_of_a_few_seconds_survives_heartbeats_the_busy_child_cannot_answer() {
     // The Node child answers no heartbeat while a call runs (PROTOCOL.md section 2): the
