@@ -22,6 +22,7 @@ const FUNCTIONS: &[&str] = &[
     "large_data",
     "sleep",
     "print_line",
+    "print_lines",
     "get_metadata",
     "panic",
     "exit",
@@ -152,6 +153,21 @@ impl Worker for HandWorker {
                 let text: String = arg(&call, 0, "text")?;
                 println!("{text}");
                 Ok(EncodedValue::nil())
+            }
+            "print_lines" => {
+                // `count` numbered lines of about 100 bytes, on stdout or (`"stderr"`) stderr.
+                let count: u64 = arg(&call, 0, "count")?;
+                let to_stderr =
+                    call.args.len() > 1 && arg::<String>(&call, 1, "stream")? == "stderr";
+                let padding = "x".repeat(88);
+                for i in 0..count {
+                    if to_stderr {
+                        eprintln!("line {i:06} {padding}");
+                    } else {
+                        println!("line {i:06} {padding}");
+                    }
+                }
+                reply(&count)
             }
             "get_metadata" => Ok(EncodedValue::from_value(&Value::Map(call.context.metadata))),
             "panic" => panic!("deliberate panic: {}", arg::<String>(&call, 0, "message")?),

@@ -1,37 +1,86 @@
-//! Capturing the child's own stdout and stderr and forwarding them as messages.
+//! Capturing the child's own stdout and stderr, and the outbox that forwards them as messages,
+//! in order with the replies.
 //!
 //! A Python parent pipes its child's stdout and stderr and never reads them: a child writing
 //! 64 KiB of logs would then block forever. So in spawn mode a Rust child points its descriptors
 //! 1 and 2 at pipes of its own, and forwards what arrives there as `stdout` / `stderr` messages
 //! (PROTOCOL.md section 5).
+//!
+//! One task, the outbox, owns the read ends and sends every reply. Before it sends a reply it
+//! reads both pipes dry and sends those lines first, so what a call printed reaches the parent
+//! before that call's reply. While a parent is connected the outbox reads a pipe only as fast as
+//! the parent takes the lines (backpressure: a worker printing faster than the parent reads
+//! waits in its `print`); only when no parent is known yet does it hold lines back, and past
+//! [`OUTPUT_BACKLOG`] it drops them and says how many once a parent appears.
 
-use std::io::{BufRead, BufReader, PipeReader};
-use std::os::fd::{AsRawFd, RawFd};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{PipeReader, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
-use tokio::sync::mpsc;
+use tokio::net::unix::pipe;
 
 use crate::protocol::MessageKind;
 
-/// One chunk of captured output.
+/// One line of captured output.
 pub(crate) struct OutputLine {
     pub kind: MessageKind,
     pub text: String,
 }
 
-/// How many lines may wait for a parent to forward them to; older ones are dropped beyond that.
+/// How many lines are held while no parent is known; beyond that they are dropped (counted).
 pub(crate) const OUTPUT_BACKLOG: usize = 4096;
 
-/// Replaces descriptors 1 and 2 with pipes and returns the lines written to them.
-pub(crate) fn capture_stdio() -> std::io::Result<mpsc::Receiver<OutputLine>> {
-    let (sender, receiver) = mpsc::channel(OUTPUT_BACKLOG);
-    for (fd, kind) in [(1, MessageKind::Stdout), (2, MessageKind::Stderr)] {
-        let read_end = redirect(fd)?;
-        let sender = sender.clone();
-        std::thread::Builder::new()
-            .name(format!("multifrost-{}", kind.as_str()))
-            .spawn(move || forward_lines(read_end, kind, sender))?;
+/// The most bytes read from the pipes before one reply: a worker that prints without pause
+/// cannot hold replies back for ever.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The process's stderr as it was before capture, for fatal errors that must reach the parent
+/// even though the outbox will not run again.
+static ORIGINAL_STDERR: OnceLock<File> = OnceLock::new();
+
+/// Writes a fatal message where the parent (or a terminal) sees it: the stderr the process
+/// started with, also when output is captured.
+pub(crate) fn write_fatal(message: &str) {
+    match ORIGINAL_STDERR.get() {
+        Some(mut original) => {
+            let _ = writeln!(original, "{message}");
+        }
+        None => eprintln!("{message}"),
     }
-    Ok(receiver)
+}
+
+/// The read ends of the pipes that replaced descriptors 1 and 2.
+pub(crate) struct CapturedStdio {
+    streams: Vec<Captured>,
+}
+
+struct Captured {
+    kind: MessageKind,
+    pipe: pipe::Receiver,
+    /// Bytes of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    open: bool,
+}
+
+/// Replaces descriptors 1 and 2 with pipes; the returned value reads them. Must run inside the
+/// tokio runtime that will forward the output.
+pub(crate) fn capture_stdio() -> std::io::Result<CapturedStdio> {
+    if let Ok(original) = std::io::stderr().as_fd().try_clone_to_owned() {
+        let _ = ORIGINAL_STDERR.set(File::from(original));
+    }
+    let mut streams = Vec::new();
+    for (fd, kind) in [(1, MessageKind::Stdout), (2, MessageKind::Stderr)] {
+        let read_end: OwnedFd = redirect(fd)?.into();
+        streams.push(Captured {
+            kind,
+            pipe: pipe::Receiver::from_owned_fd(read_end)?,
+            partial: Vec::new(),
+            open: true,
+        });
+    }
+    Ok(CapturedStdio { streams })
 }
 
 /// Points `fd` at the write end of a new pipe and returns the read end.
@@ -45,21 +94,76 @@ fn redirect(fd: RawFd) -> std::io::Result<PipeReader> {
     Ok(read_end)
 }
 
-fn forward_lines(read_end: PipeReader, kind: MessageKind, sender: mpsc::Sender<OutputLine>) {
-    let mut reader = BufReader::new(read_end);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                while matches!(line.last(), Some(b'\n' | b'\r')) {
-                    line.pop();
+impl CapturedStdio {
+    /// Waits until one of the pipes has something to read (never, once both are closed).
+    pub async fn readable(&self) {
+        let waits = self
+            .streams
+            .iter()
+            .filter(|stream| stream.open)
+            .map(|stream| Box::pin(stream.pipe.readable()));
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        let _ = futures_util::future::select_all(waits).await;
+    }
+
+    /// Reads what the pipes hold now, without waiting, up to `limit` bytes; the complete lines
+    /// go to `lines`.
+    pub fn read_available(&mut self, limit: usize, lines: &mut VecDeque<OutputLine>) {
+        let mut budget = limit;
+        let mut chunk = [0u8; 16 * 1024];
+        for stream in self.streams.iter_mut().filter(|stream| stream.open) {
+            while budget > 0 {
+                match stream.pipe.try_read(&mut chunk[..budget.min(16 * 1024)]) {
+                    Ok(0) => {
+                        stream.open = false;
+                        if !stream.partial.is_empty() {
+                            let rest = std::mem::take(&mut stream.partial);
+                            lines.push_back(line(stream.kind, &rest));
+                        }
+                        break;
+                    }
+                    Ok(read) => {
+                        budget -= read;
+                        stream.partial.extend_from_slice(&chunk[..read]);
+                        split_lines(stream.kind, &mut stream.partial, lines);
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        stream.open = false;
+                        break;
+                    }
                 }
-                let text = String::from_utf8_lossy(&line).into_owned();
-                // A full backlog means nobody is listening: drop rather than block the writer.
-                let _ = sender.try_send(OutputLine { kind, text });
             }
         }
+    }
+
+    /// Reads the pipes dry (up to [`DRAIN_LIMIT`]): everything written before this call.
+    pub fn drain(&mut self, lines: &mut VecDeque<OutputLine>) {
+        self.read_available(DRAIN_LIMIT, lines);
+    }
+}
+
+/// Moves the complete lines at the start of `buffer` to `lines`.
+fn split_lines(kind: MessageKind, buffer: &mut Vec<u8>, lines: &mut VecDeque<OutputLine>) {
+    let mut start = 0;
+    while let Some(end) = buffer[start..].iter().position(|&b| b == b'\n') {
+        lines.push_back(line(kind, &buffer[start..start + end]));
+        start += end + 1;
+    }
+    buffer.drain(..start);
+}
+
+fn line(kind: MessageKind, bytes: &[u8]) -> OutputLine {
+    let mut bytes = bytes;
+    while let [rest @ .., b'\r'] = bytes {
+        bytes = rest;
+    }
+    OutputLine {
+        kind,
+        text: String::from_utf8_lossy(bytes).into_owned(),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::output::capture_stdio;
+use super::output::{capture_stdio, write_fatal};
 use super::serve::Server;
 use super::worker::Worker;
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub async fn run<W: Worker>(worker: W) {
 }
 
 fn fatal(err: &Error) -> ! {
-    eprintln!("multifrost worker: fatal: {err}");
+    write_fatal(&format!("multifrost worker: fatal: {err}"));
     std::process::exit(1)
 }
 

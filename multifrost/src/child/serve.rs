@@ -8,15 +8,21 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, Notify};
 
-use super::output::OutputLine;
+use std::collections::{HashMap, VecDeque};
+
+use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::rules::{Decision, DispatchRules, Ignored};
 use super::worker::{IncomingCall, Worker};
 use crate::error::{Error, Result};
-use crate::protocol::{encode_error, encode_output, encode_response, Limits};
+use crate::protocol::{encode_error, encode_output, encode_response, Limits, MessageKind};
 use crate::transport::{self, RouterSendHalf, RouterSocket, SocketEvent, SocketRecv, SocketSend};
 
 /// How many distinct parents a child remembers for forwarding its output.
 const MAX_KNOWN_PARENTS: usize = 16;
+
+/// The most bytes of replies a service holds for one peer that does not read them; past it,
+/// that peer's further replies are dropped (it is the one that loses, never the service).
+const MAX_PEER_BACKLOG: usize = 64 * 1024 * 1024;
 
 /// The state shared by the receive loop and the tasks running calls.
 pub(crate) struct Server<W> {
@@ -45,7 +51,7 @@ impl<W: Worker> Server<W> {
         self: Arc<Self>,
         socket: RouterSocket,
         monitor: futures_channel::mpsc::Receiver<SocketEvent>,
-        output: Option<mpsc::Receiver<OutputLine>>,
+        output: Option<CapturedStdio>,
         exit_when_parent_leaves: bool,
     ) -> Result<()> {
         let (sender, mut receiver) = socket.split();
@@ -54,15 +60,22 @@ impl<W: Worker> Server<W> {
         if exit_when_parent_leaves {
             background.push(tokio::spawn(self.clone().watch_parent(monitor)));
         }
-        if let Some(output) = output {
-            background.push(tokio::spawn(
-                self.clone().forward_output(output, sender.clone()),
-            ));
-        }
+        let mut outbox = None;
+        let replies = match output {
+            Some(output) => {
+                let (replies, queued) = mpsc::unbounded_channel();
+                outbox = Some(tokio::spawn(self.clone().outbox(output, queued, sender)));
+                Replies::Outbox(replies)
+            }
+            None => Replies::Direct {
+                sender,
+                backlog: Arc::default(),
+            },
+        };
         let result = loop {
             tokio::select! {
                 message = receiver.recv() => match message {
-                    Ok(message) => self.handle_frames(message, &sender),
+                    Ok(message) => self.handle_frames(message, &replies),
                     Err(err) => break Err(Error::Transport(format!("receive failed: {err}"))),
                 },
                 _ = self.stop.notified() => break Ok(()),
@@ -70,6 +83,11 @@ impl<W: Worker> Server<W> {
         };
         for task in background {
             task.abort();
+        }
+        // The outbox sends what is still queued and printed, then ends with its queue.
+        drop(replies);
+        if let Some(outbox) = outbox {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), outbox).await;
         }
         result
     }
@@ -105,26 +123,75 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    async fn forward_output(
+    /// Sends every reply and every captured line, in order: before a reply, the lines printed
+    /// until then. Ends when the reply queue closes (serving stopped), after a last drain.
+    async fn outbox(
         self: Arc<Self>,
-        mut lines: mpsc::Receiver<OutputLine>,
+        mut output: CapturedStdio,
+        mut replies: mpsc::UnboundedReceiver<(Bytes, Vec<u8>)>,
         mut sender: RouterSendHalf,
     ) {
-        // Wait for a parent to send to: lines queue (bounded) until the first message arrives.
-        while let Some(line) = lines.recv().await {
+        let mut lines = VecDeque::new();
+        let mut dropped = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                reply = replies.recv() => {
+                    let mut batch: Vec<_> = reply.into_iter().collect();
+                    while let Ok(more) = replies.try_recv() {
+                        batch.push(more);
+                    }
+                    output.drain(&mut lines);
+                    self.send_lines(&mut lines, &mut dropped, &mut sender).await;
+                    if batch.is_empty() {
+                        return; // Serving stopped: all is sent.
+                    }
+                    for (routing_id, payload) in batch {
+                        if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
+                            tracing::warn!("could not send a reply: {err}");
+                        }
+                    }
+                }
+                () = output.readable() => {
+                    output.read_available(64 * 1024, &mut lines);
+                    self.send_lines(&mut lines, &mut dropped, &mut sender).await;
+                }
+            }
+        }
+    }
+
+    /// Sends the queued lines to every known parent. With no parent yet, they are held (at
+    /// most [`OUTPUT_BACKLOG`], older ones dropped and counted) until one appears.
+    async fn send_lines(
+        &self,
+        lines: &mut VecDeque<OutputLine>,
+        dropped: &mut u64,
+        sender: &mut RouterSendHalf,
+    ) {
+        let parents = self.parents.lock().expect("parents lock").clone();
+        if parents.is_empty() {
+            while lines.len() > OUTPUT_BACKLOG {
+                lines.pop_front();
+                *dropped += 1;
+            }
+            return;
+        }
+        if *dropped > 0 {
+            let notice = format!(
+                "multifrost: {dropped} lines of output were dropped while no parent was connected"
+            );
+            lines.push_front(OutputLine {
+                kind: MessageKind::Stderr,
+                text: notice,
+            });
+            *dropped = 0;
+        }
+        while let Some(line) = lines.pop_front() {
             let payload = encode_output(line.kind, &line.text);
-            loop {
-                let parents = self.parents.lock().expect("parents lock").clone();
-                if parents.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-                for parent in parents {
-                    let _ = sender
-                        .send(transport::child_frames(parent, payload.clone()))
-                        .await;
-                }
-                break;
+            for parent in &parents {
+                let _ = sender
+                    .send(transport::child_frames(parent.clone(), payload.clone()))
+                    .await;
             }
         }
     }
@@ -139,7 +206,7 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    fn handle_frames(self: &Arc<Self>, frames: zeromq::ZmqMessage, sender: &RouterSendHalf) {
+    fn handle_frames(self: &Arc<Self>, frames: zeromq::ZmqMessage, replies: &Replies) {
         let Some((routing_id, payload)) = transport::routed(frames) else {
             tracing::debug!("ignoring a message without routing id and payload");
             return;
@@ -154,11 +221,11 @@ impl<W: Worker> Server<W> {
             Decision::Ignore(Ignored::NotForAChild) => self.remember_parent(&routing_id),
             Decision::Refuse { id, error } => {
                 self.remember_parent(&routing_id);
-                self.reply(routing_id, encode_error(&id, error.message()), sender);
+                replies.send(routing_id, encode_error(&id, error.message()));
             }
             Decision::Heartbeat(reply) => {
                 self.remember_parent(&routing_id);
-                self.reply(routing_id, reply, sender);
+                replies.send(routing_id, reply);
             }
             Decision::Stop => {
                 self.remember_parent(&routing_id);
@@ -167,28 +234,16 @@ impl<W: Worker> Server<W> {
             }
             Decision::Dispatch(call) => {
                 self.remember_parent(&routing_id);
-                self.run_call(routing_id, call, sender);
+                self.run_call(routing_id, call, replies);
             }
         }
     }
 
-    fn reply(&self, routing_id: Bytes, payload: Vec<u8>, sender: &RouterSendHalf) {
-        let mut sender = sender.clone();
-        tokio::spawn(async move {
-            if let Err(err) = sender
-                .send(transport::child_frames(routing_id, payload))
-                .await
-            {
-                tracing::warn!("could not send a reply: {err}");
-            }
-        });
-    }
-
     /// Runs one call on its own task and sends its reply.
-    fn run_call(&self, routing_id: Bytes, call: IncomingCall, sender: &RouterSendHalf) {
+    fn run_call(&self, routing_id: Bytes, call: IncomingCall, replies: &Replies) {
         let id = call.context.id.clone();
         let worker = self.worker.clone();
-        let mut sender = sender.clone();
+        let replies = replies.clone();
         tokio::spawn(async move {
             let function = call.function.clone();
             let correlation_id = call.context.correlation_id().map(str::to_owned);
@@ -217,13 +272,62 @@ impl<W: Worker> Server<W> {
                     encode_error(&id, &message)
                 }
             };
-            if let Err(err) = sender
-                .send(transport::child_frames(routing_id, payload))
-                .await
-            {
-                tracing::warn!("could not send the reply to '{function}': {err}");
-            }
+            replies.send(routing_id, payload);
         });
+    }
+}
+
+/// Where replies go.
+#[derive(Clone)]
+enum Replies {
+    /// Spawn mode with captured output: through the outbox, after what was printed before.
+    Outbox(mpsc::UnboundedSender<(Bytes, Vec<u8>)>),
+    /// Sent at once, each on its own task; what waits for one peer is bounded in bytes.
+    Direct {
+        sender: RouterSendHalf,
+        backlog: Arc<Mutex<HashMap<Bytes, usize>>>,
+    },
+}
+
+impl Replies {
+    fn send(&self, routing_id: Bytes, payload: Vec<u8>) {
+        match self {
+            Replies::Outbox(queue) => {
+                let _ = queue.send((routing_id, payload));
+            }
+            Replies::Direct { sender, backlog } => {
+                let size = payload.len();
+                {
+                    let mut waiting = backlog.lock().expect("backlog lock");
+                    let held = waiting.entry(routing_id.clone()).or_default();
+                    if *held > 0 && *held + size > MAX_PEER_BACKLOG {
+                        tracing::warn!(
+                            held = *held,
+                            "dropping a reply of {size} bytes to a peer that does not read its replies"
+                        );
+                        return;
+                    }
+                    *held += size;
+                }
+                let mut sender = sender.clone();
+                let backlog = backlog.clone();
+                tokio::spawn(async move {
+                    let sent = sender
+                        .send(transport::child_frames(routing_id.clone(), payload))
+                        .await;
+                    if let Err(err) = sent {
+                        tracing::warn!("could not send a reply: {err}");
+                    }
+                    let mut waiting = backlog.lock().expect("backlog lock");
+                    if let Some(held) = waiting.get_mut(&routing_id) {
+                        *held -= size;
+                        if *held == 0 {
+                            waiting.remove(&routing_id);
+                        }
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -13,6 +13,12 @@ use super::process::{forward_pipes, spawn_child, ProcessWatch};
 use crate::error::{Error, ExitStatus, Result};
 use crate::transport::{self, DealerSocket, Socket, SocketEvent};
 
+/// How a spawned child's start-up ended before it connected.
+enum Early {
+    Exited(Option<ExitStatus>),
+    Failed(Error),
+}
+
 /// Starts connections for one worker.
 pub(crate) struct Launch<'a> {
     pub config: &'a WorkerConfig,
@@ -51,11 +57,11 @@ impl Launch<'_> {
             let output = self.config.output.clone();
             tokio::spawn(async move {
                 let mut child = spawn_child(&spec, port, &name)?;
-                forward_pipes(&mut child, &name, &output);
-                Ok::<_, Error>(child)
+                let pipes = forward_pipes(&mut child, &name, &output);
+                Ok::<_, Error>((child, pipes))
             })
         };
-        let child = spawn.await.map_err(|e| self.failed(e))??;
+        let (child, pipes) = spawn.await.map_err(|e| self.failed(e))??;
         // The connection exists only once the child connected; the exit watcher finds it here.
         let live: Arc<std::sync::OnceLock<Arc<Connection>>> = Arc::default();
         let watch_exit = {
@@ -71,7 +77,7 @@ impl Launch<'_> {
                 on_exit(connection);
             }
         };
-        let mut process = ProcessWatch::start(child, watch_exit);
+        let mut process = ProcessWatch::start(child, pipes, watch_exit);
 
         // The child connects to us: wait for the transport to say so, or for the child to die.
         let accepted = tokio::time::timeout_at(deadline.into(), async {
@@ -80,20 +86,30 @@ impl Launch<'_> {
                     event = monitor.next() => match event {
                         Some(SocketEvent::Accepted(..)) => return Ok(()),
                         Some(_) => continue,
-                        None => return Err(self.failed("socket monitor closed")),
+                        None => return Err(Early::Failed(self.failed("socket monitor closed"))),
                     },
-                    status = process.wait() => {
-                        return Err(self.failed(format!(
-                            "the process exited during start-up ({})",
-                            status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
-                        )));
-                    }
+                    status = process.wait() => return Err(Early::Exited(status)),
                 }
             }
         })
         .await;
         let accepted = match accepted {
-            Ok(result) => result,
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Early::Failed(err))) => Err(err),
+            Ok(Err(Early::Exited(status))) => {
+                // What it said on its way out explains why: read its pipes to their end.
+                process.pipes.finished(Duration::from_secs(1)).await;
+                let said = process.pipes.recent_stderr();
+                let status = status.map_or_else(|| "unknown status".to_owned(), |s| s.to_string());
+                Err(self.failed(if said.is_empty() {
+                    format!("the process exited during start-up ({status})")
+                } else {
+                    format!(
+                        "the process exited during start-up ({status}); its last stderr lines:\n{}",
+                        said.join("\n")
+                    )
+                }))
+            }
             Err(_) => Err(self.failed(format!(
                 "the process did not connect within {:?}",
                 self.config.start_timeout

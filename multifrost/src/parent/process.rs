@@ -1,10 +1,14 @@
 //! Starting the child process and watching it: its pipes, its exit, and its death with ours.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::config::SpawnSpec;
 use super::output::{OutputEvent, OutputHandler, OutputStream};
@@ -59,23 +63,63 @@ pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<C
     })
 }
 
+/// How many of the child's last stderr lines are kept, to explain a failed start.
+const RECENT_STDERR_LINES: usize = 8;
+
+/// The tasks reading a child's stdout and stderr pipes, and its last stderr lines.
+pub(crate) struct PipeReaders {
+    tasks: Vec<JoinHandle<()>>,
+    recent_stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl PipeReaders {
+    /// Waits (at most `within`) until both pipes reached their end: every line the child wrote
+    /// there has been handed to the output handler.
+    pub async fn finished(&mut self, within: Duration) {
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(within, futures_util::future::join_all(tasks)).await;
+    }
+
+    /// The child's last lines on stderr, oldest first.
+    pub fn recent_stderr(&self) -> Vec<String> {
+        self.recent_stderr
+            .lock()
+            .expect("stderr lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
 /// Reads the child's pipes line by line so they never fill up and block the child.
-pub(crate) fn forward_pipes(child: &mut Child, worker: &str, output: &OutputHandler) {
+pub(crate) fn forward_pipes(
+    child: &mut Child,
+    worker: &str,
+    output: &OutputHandler,
+) -> PipeReaders {
+    let recent_stderr = Arc::new(Mutex::new(VecDeque::new()));
+    let mut tasks = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(forward(
+        tasks.push(tokio::spawn(forward(
             stdout,
             worker.to_owned(),
             OutputStream::Stdout,
             output.clone(),
-        ));
+            None,
+        )));
     }
     if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward(
+        tasks.push(tokio::spawn(forward(
             stderr,
             worker.to_owned(),
             OutputStream::Stderr,
             output.clone(),
-        ));
+            Some(recent_stderr.clone()),
+        )));
+    }
+    PipeReaders {
+        tasks,
+        recent_stderr,
     }
 }
 
@@ -84,6 +128,7 @@ async fn forward(
     worker: String,
     stream: OutputStream,
     output: OutputHandler,
+    recent: Option<Arc<Mutex<VecDeque<String>>>>,
 ) {
     let mut lines = BufReader::new(pipe);
     let mut line = Vec::new();
@@ -95,10 +140,18 @@ async fn forward(
                 while matches!(line.last(), Some(b'\n' | b'\r')) {
                     line.pop();
                 }
+                let text = String::from_utf8_lossy(&line);
+                if let Some(recent) = &recent {
+                    let mut recent = recent.lock().expect("stderr lock");
+                    if recent.len() == RECENT_STDERR_LINES {
+                        recent.pop_front();
+                    }
+                    recent.push_back(text.clone().into_owned());
+                }
                 output.emit(OutputEvent {
                     worker: &worker,
                     stream,
-                    text: &String::from_utf8_lossy(&line),
+                    text: &text,
                     from_message: false,
                 });
             }
@@ -109,6 +162,7 @@ async fn forward(
 /// Owns the child process: reports its exit, and kills it on request or when dropped.
 pub(crate) struct ProcessWatch {
     pub pid: Option<u32>,
+    pub pipes: PipeReaders,
     pub kill: Option<oneshot::Sender<()>>,
     pub exited: tokio::sync::watch::Receiver<Option<ExitStatus>>,
 }
@@ -117,6 +171,7 @@ impl ProcessWatch {
     /// Watches `child` on a task; `on_exit` runs once with its status.
     pub fn start(
         mut child: Child,
+        pipes: PipeReaders,
         on_exit: impl FnOnce(ExitStatus) + Send + 'static,
     ) -> ProcessWatch {
         let (kill, kill_requested) = oneshot::channel::<()>();
@@ -145,6 +200,7 @@ impl ProcessWatch {
         });
         ProcessWatch {
             pid,
+            pipes,
             kill: Some(kill),
             exited,
         }

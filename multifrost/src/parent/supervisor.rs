@@ -435,6 +435,10 @@ impl Supervisor {
         };
         let mut status = None;
         if let Some(mut process) = process {
+            // A Rust child sends what it printed before its replies: once this heartbeat is
+            // echoed, its output so far has arrived (a worker too busy to echo is not waited
+            // for long).
+            let _ = connection.heartbeat(Duration::from_millis(500)).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), connection.send_shutdown()).await;
             status = match tokio::time::timeout(self.config.stop_timeout, process.wait()).await {
                 Ok(status) => status,
@@ -443,6 +447,8 @@ impl Supervisor {
                     process.kill().await
                 }
             };
+            // And what it wrote to its own stdout and stderr, up to their end.
+            process.pipes.finished(Duration::from_secs(1)).await;
         }
         let worker = self.name.clone();
         connection.close(move || Error::Stopped {
