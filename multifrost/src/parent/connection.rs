@@ -129,9 +129,13 @@ impl Connection {
         id: &str,
         payload: Vec<u8>,
         deadline: Option<Instant>,
+        is_call: bool,
     ) -> Result<RawMessage, (Error, Option<u64>)> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let reply = self.pending.register(id, seq).map_err(|e| (e, None))?;
+        let reply = self
+            .pending
+            .register(id, seq, is_call)
+            .map_err(|e| (e, None))?;
         let _guard = PendingGuard {
             pending: &self.pending,
             id,
@@ -196,7 +200,7 @@ impl Connection {
             auth_token: self.auth_token.as_ref(),
         }
         .encode();
-        let reply = match self.round_trip(&id, payload, deadline).await {
+        let reply = match self.round_trip(&id, payload, deadline, true).await {
             Ok(reply) => reply,
             Err((Error::Timeout { .. }, seq)) => {
                 if let Some(seq) = seq {
@@ -228,6 +232,7 @@ impl Connection {
             &id,
             encode_heartbeat(&id, unix_now()),
             Some(Instant::now() + timeout),
+            false,
         )
         .await
         .map_err(|(err, _)| match err {

@@ -23,20 +23,30 @@ pub(crate) struct PendingCalls {
 
 #[derive(Default)]
 struct PendingInner {
-    /// Each waiting call's reply channel and its send sequence number.
-    waiting: HashMap<String, (oneshot::Sender<Reply>, u64)>,
+    /// Each waiting message's reply channel, its send sequence number, and whether it is a
+    /// call (not a heartbeat).
+    waiting: HashMap<String, (oneshot::Sender<Reply>, u64, bool)>,
+    /// How many of `waiting` are calls.
+    calls: usize,
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
 }
 
 impl PendingCalls {
-    /// Registers a call; fails with the closing error when the connection is closed.
-    pub fn register(&self, id: &str, seq: u64) -> Result<oneshot::Receiver<Reply>, Error> {
+    /// Registers a call (or, with `is_call` false, a heartbeat); fails with the closing error
+    /// when the connection is closed.
+    pub fn register(
+        &self,
+        id: &str,
+        seq: u64,
+        is_call: bool,
+    ) -> Result<oneshot::Receiver<Reply>, Error> {
         let mut inner = self.inner.lock().expect("pending lock");
         if let Some(closed) = &inner.closed {
             return Err(closed());
         }
         let (sender, receiver) = oneshot::channel();
-        inner.waiting.insert(id.to_owned(), (sender, seq));
+        inner.waiting.insert(id.to_owned(), (sender, seq, is_call));
+        inner.calls += usize::from(is_call);
         Ok(receiver)
     }
 
@@ -44,7 +54,7 @@ impl PendingCalls {
     /// `None` when nobody waits for that id (a late reply to a call that timed out, or a stray
     /// message).
     pub fn complete(&self, id: &str, reply: Reply) -> Option<u64> {
-        let waiting = self.inner.lock().expect("pending lock").waiting.remove(id);
+        let waiting = self.inner.lock().expect("pending lock").take(id);
         waiting.map(|(sender, seq)| {
             let _ = sender.send(reply);
             seq
@@ -53,7 +63,7 @@ impl PendingCalls {
 
     /// Forgets a call (it timed out or its caller went away).
     pub fn remove(&self, id: &str) {
-        self.inner.lock().expect("pending lock").waiting.remove(id);
+        self.inner.lock().expect("pending lock").take(id);
     }
 
     /// Fails every waiting call and all future ones with `error()`. The first close wins.
@@ -72,14 +82,12 @@ impl PendingCalls {
 
     /// Fails every call waiting now with `error()`, without closing: later calls may proceed.
     pub fn fail_all(&self, error: impl Fn() -> Error) {
-        let drained: Vec<_> = self
-            .inner
-            .lock()
-            .expect("pending lock")
-            .waiting
-            .drain()
-            .collect();
-        for (_, (sender, _)) in drained {
+        let drained: Vec<_> = {
+            let mut inner = self.inner.lock().expect("pending lock");
+            inner.calls = 0;
+            inner.waiting.drain().collect()
+        };
+        for (_, (sender, _, _)) in drained {
             let _ = sender.send(Err(error()));
         }
     }
@@ -94,9 +102,18 @@ impl PendingCalls {
             .map(|e| e())
     }
 
-    /// Calls waiting now.
+    /// Calls waiting now (heartbeats are not counted).
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("pending lock").waiting.len()
+        self.inner.lock().expect("pending lock").calls
+    }
+}
+
+impl PendingInner {
+    /// Removes the entry of `id`, keeping the call count right.
+    fn take(&mut self, id: &str) -> Option<(oneshot::Sender<Reply>, u64)> {
+        let (sender, seq, is_call) = self.waiting.remove(id)?;
+        self.calls -= usize::from(is_call);
+        Some((sender, seq))
     }
 }
 
