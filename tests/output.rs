@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use multifrost::{CallOptions, OutputStream, ParentWorker};
 
-/// A worker whose output lines are collected, with the stream each came on.
-fn collecting(worker: ParentWorker) -> (ParentWorker, Arc<Mutex<Vec<(OutputStream, String)>>>) {
-    let lines: Arc<Mutex<Vec<(OutputStream, String)>>> = Arc::default();
+/// The output lines a worker sent, with the stream each came on.
+type Lines = Arc<Mutex<Vec<(OutputStream, String)>>>;
+
+/// A worker whose output lines are collected.
+fn collecting(worker: ParentWorker) -> (ParentWorker, Lines) {
+    let lines: Lines = Arc::default();
     let sink = lines.clone();
     let worker = worker.on_output(move |event| {
         sink.lock()

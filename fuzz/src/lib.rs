@@ -353,18 +353,18 @@ pub fn child_reply(worker: &Arc<FuzzWorker>, payload: &[u8], limits: &Limits) ->
             CallError::function_not_found(&function).message(),
         ));
     }
+    let mut context = CallContext::default();
+    context.id = id.clone();
+    context.namespace = message
+        .namespace
+        .clone()
+        .flatten()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    context.client_name = message.client_name.clone();
+    context.metadata = message.metadata();
     let call = IncomingCall {
         args: message.args().unwrap_or_default(),
-        context: CallContext {
-            id: id.clone(),
-            namespace: message
-                .namespace
-                .clone()
-                .flatten()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-            client_name: message.client_name.clone(),
-            metadata: message.metadata(),
-        },
+        context,
         function,
     };
     Some(match run_now(worker.clone().dispatch(call)) {

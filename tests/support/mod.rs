@@ -99,6 +99,24 @@ pub async fn eventually(within: std::time::Duration, mut condition: impl FnMut()
     }
 }
 
+/// Like [`eventually`], with a condition that needs to await (a call to the worker).
+pub async fn eventually_async<F, Fut>(within: std::time::Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends `signal` to a process this test started.
 pub fn signal(pid: u32, signal: i32) {
     // SAFETY: plain kill(2).

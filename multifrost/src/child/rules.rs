@@ -7,8 +7,10 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::worker::{CallContext, CallError, IncomingCall};
-use crate::protocol::contract::AUTH_TOKEN_KEY;
-use crate::protocol::{encode_heartbeat_reply, Limits, MessageKind, RawMessage, DEFAULT_NAMESPACE};
+use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY};
+use crate::protocol::{
+    encode_heartbeat_reply, unix_now, Limits, MessageKind, RawMessage, DEFAULT_NAMESPACE,
+};
 
 /// What a child does with one received payload.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub enum Decision {
     Heartbeat(Vec<u8>),
     /// Stop serving (`shutdown`).
     Stop,
+    /// The parent no longer waits for the call `id` (the `cancel` extension).
+    Cancel(String),
 }
 
 /// Why a message gets no answer.
@@ -43,6 +47,8 @@ pub enum Ignored {
     NoId,
     /// A heartbeat over a limit: its metadata would be echoed back.
     HeartbeatOverLimit,
+    /// A message that acts, without the token this worker requires.
+    Unauthorized,
 }
 
 impl std::fmt::Display for Ignored {
@@ -53,6 +59,7 @@ impl std::fmt::Display for Ignored {
             Ignored::NotForAChild => f.write_str("a message type a child does not act on"),
             Ignored::NoId => f.write_str("a call without 'id': nobody could match its reply"),
             Ignored::HeartbeatOverLimit => f.write_str("a heartbeat over a limit"),
+            Ignored::Unauthorized => f.write_str("a message without the required token"),
         }
     }
 }
@@ -67,6 +74,20 @@ pub struct DispatchRules {
 }
 
 impl DispatchRules {
+    /// Whether `message` carries the token this worker requires (always, when it requires
+    /// none).
+    fn authorized(&self, message: &RawMessage) -> bool {
+        let Some(expected) = &self.auth_token else {
+            return true;
+        };
+        message
+            .metadata()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
+            .and_then(|(_, v)| v.as_str())
+            == Some(expected.as_str())
+    }
+
     /// Rules for a worker answering in `namespace` with `functions`, requiring `auth_token` in
     /// every call when set.
     pub fn new(
@@ -99,6 +120,11 @@ impl DispatchRules {
             }
             MessageKind::Heartbeat => Decision::Heartbeat(encode_heartbeat_reply(&message)),
             MessageKind::Shutdown => Decision::Stop,
+            MessageKind::Cancel => match message.id.clone() {
+                Some(id) if self.authorized(&message) => Decision::Cancel(id),
+                Some(_) => Decision::Ignore(Ignored::Unauthorized),
+                None => Decision::Ignore(Ignored::NoId),
+            },
             _ => Decision::Ignore(Ignored::NotForAChild),
         }
     }
@@ -137,16 +163,24 @@ impl DispatchRules {
         if !self.functions.contains(&function) {
             return refuse(CallError::function_not_found(&function));
         }
+        if !self.authorized(&message) {
+            return refuse(CallError::new(
+                "Unauthorized: this worker requires a shared token in metadata.auth_token",
+            ));
+        }
         let metadata = message.metadata();
-        if let Some(expected) = &self.auth_token {
-            let given = metadata
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
-                .and_then(|(_, v)| v.as_str());
-            if given != Some(expected.as_str()) {
-                return refuse(CallError::new(
-                    "Unauthorized: this worker requires a shared token in metadata.auth_token",
-                ));
+        let deadline = metadata
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(DEADLINE_KEY))
+            .and_then(|(_, v)| v.as_f64());
+        if let Some(deadline) = deadline {
+            let now = unix_now();
+            if deadline <= now {
+                return refuse(CallError::new(format!(
+                    "{function}: not started: its deadline ({deadline:.3}, Unix seconds) passed \
+                     {:.3} s before it arrived",
+                    now - deadline
+                )));
             }
         }
         Decision::Dispatch(IncomingCall {
@@ -160,6 +194,7 @@ impl DispatchRules {
                     .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
                 client_name: message.client_name.clone(),
                 metadata,
+                ..CallContext::default()
             },
             function,
         })

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,6 +30,8 @@ pub(crate) struct Server<W> {
     rules: DispatchRules,
     parents: Mutex<Vec<Bytes>>,
     stop: Notify,
+    /// The calls running now, by parent and id, each with what cancels it.
+    running: Mutex<HashMap<(Bytes, String), oneshot::Sender<()>>>,
 }
 
 impl<W: Worker> Server<W> {
@@ -44,6 +46,7 @@ impl<W: Worker> Server<W> {
             worker,
             parents: Mutex::new(Vec::new()),
             stop: Notify::new(),
+            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -236,20 +239,75 @@ impl<W: Worker> Server<W> {
                 self.remember_parent(&routing_id);
                 self.run_call(routing_id, call, replies);
             }
+            Decision::Cancel(id) => {
+                let cancel = self
+                    .running
+                    .lock()
+                    .expect("running lock")
+                    .remove(&(routing_id, id));
+                if let Some(cancel) = cancel {
+                    let _ = cancel.send(());
+                }
+            }
+            Decision::Ignore(why @ Ignored::Unauthorized) => tracing::warn!("ignoring {why}"),
         }
     }
 
-    /// Runs one call on its own task and sends its reply.
-    fn run_call(&self, routing_id: Bytes, call: IncomingCall, replies: &Replies) {
+    /// Runs one call on its own task and sends its reply, unless the parent cancels it first;
+    /// past its deadline it is abandoned with an error reply.
+    fn run_call(self: &Arc<Self>, routing_id: Bytes, call: IncomingCall, replies: &Replies) {
         let id = call.context.id.clone();
-        let worker = self.worker.clone();
+        let key = (routing_id.clone(), id.clone());
+        let cancelled = call.context.cancel_flag();
+        let deadline = call.context.deadline().map(|at| {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
+        let (cancel, cancel_requested) = oneshot::channel();
+        // Registered before the task starts, so that the task's own removal cannot come first.
+        self.running
+            .lock()
+            .expect("running lock")
+            .insert(key.clone(), cancel);
+        let server = self.clone();
         let replies = replies.clone();
         tokio::spawn(async move {
+            let worker = server.worker.clone();
             let function = call.function.clone();
             let correlation_id = call.context.correlation_id().map(str::to_owned);
             tracing::debug!(function, correlation_id, "call received");
             let started = std::time::Instant::now();
-            let outcome = AssertUnwindSafe(worker.dispatch(call)).catch_unwind().await;
+            let dispatch = AssertUnwindSafe(worker.dispatch(call)).catch_unwind();
+            let until_deadline = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = dispatch => Some(outcome),
+                _ = cancel_requested => None,
+                () = until_deadline => {
+                    cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(function, correlation_id, "call abandoned at its deadline");
+                    server.running.lock().expect("running lock").remove(&key);
+                    let message = format!(
+                        "{function}: abandoned: its deadline passed after {:.3} s (metadata.deadline)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    replies.send(routing_id, encode_error(&id, &message));
+                    return;
+                }
+            };
+            let Some(outcome) = outcome else {
+                // Cancelled by the parent, which waits for no reply.
+                cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(function, correlation_id, "call cancelled by the parent");
+                return;
+            };
+            server.running.lock().expect("running lock").remove(&key);
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             let payload = match outcome {
                 Ok(Ok(result)) => {

@@ -2,6 +2,7 @@
 //! call, context and error types it deals in.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,9 +98,24 @@ pub struct CallContext {
     pub client_name: Option<String>,
     /// The call's `metadata` map, as sent.
     pub metadata: Vec<(Value, Value)>,
+    /// Set when the parent stops waiting: it cancelled the call, or its deadline passed.
+    pub(crate) cancelled: Arc<AtomicBool>,
 }
 
 impl CallContext {
+    /// True once the caller no longer waits for this call: its parent cancelled it (its
+    /// timeout fired or its future was dropped) or its deadline passed. An async method is
+    /// simply dropped then; a sync method, which cannot be interrupted, can poll this and
+    /// return early.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The flag behind [`is_cancelled`](Self::is_cancelled), for the runtime to set.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
+    }
+
     /// The metadata value under `key`, if any.
     pub fn metadata(&self, key: &str) -> Option<&Value> {
         self.metadata

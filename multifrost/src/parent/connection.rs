@@ -9,14 +9,14 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
-use super::in_flight::{InFlightBudget, NoSlot};
+use super::in_flight::{InFlightBudget, NoSlot, Slot};
 use super::options::{check_positional, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
 use crate::error::Error;
 use crate::protocol::{
-    encode_heartbeat, encode_shutdown, new_id, unix_now, EncodedValue, Limits, MessageKind,
-    OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
+    encode_cancel, encode_heartbeat, encode_shutdown, new_id, unix_now, EncodedValue, Limits,
+    MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
 use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
 
@@ -121,21 +121,18 @@ impl Connection {
             })
     }
 
-    /// Sends `payload` as message `id` and waits for its reply until `deadline`. Sending is
-    /// under the deadline too: a full transport queue cannot hold a call past its timeout.
-    /// On timeout, returns the message's sequence number with the error.
+    /// Sends `payload` as message `id` (sequence number `seq`) and waits for its reply until
+    /// `deadline`. Sending is under the deadline too: a full transport queue cannot hold a call
+    /// past its timeout.
     async fn round_trip(
         &self,
         id: &str,
+        seq: u64,
         payload: Vec<u8>,
         deadline: Option<Instant>,
         is_call: bool,
-    ) -> Result<RawMessage, (Error, Option<u64>)> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let reply = self
-            .pending
-            .register(id, seq, is_call)
-            .map_err(|e| (e, None))?;
+    ) -> Result<RawMessage, Error> {
+        let reply = self.pending.register(id, seq, is_call)?;
         let _guard = PendingGuard {
             pending: &self.pending,
             id,
@@ -151,11 +148,10 @@ impl Connection {
             }
         };
         match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), exchange).await {
-                Ok(outcome) => outcome.map_err(|e| (e, None)),
-                Err(_) => Err((self.timeout_error("", Duration::ZERO), Some(seq))),
-            },
-            None => exchange.await.map_err(|e| (e, None)),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), exchange)
+                .await
+                .unwrap_or_else(|_| Err(self.timeout_error("", Duration::ZERO))),
+            None => exchange.await,
         }
     }
 
@@ -169,7 +165,7 @@ impl Connection {
 
     /// Calls `function` with already-built arguments and returns its encoded result.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
         function: &str,
         args: &EncodedValue,
         options: &CallOptions,
@@ -189,6 +185,7 @@ impl Connection {
                 NoSlot::TimedOut => timed_out(),
             })?;
         let id = new_id();
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let payload = OutgoingCall {
             id: &id,
             function,
@@ -200,16 +197,24 @@ impl Connection {
             auth_token: self.auth_token.as_ref(),
         }
         .encode();
-        let reply = match self.round_trip(&id, payload, deadline, true).await {
-            Ok(reply) => reply,
-            Err((Error::Timeout { .. }, seq)) => {
-                if let Some(seq) = seq {
-                    self.budget.expire(&id, seq, slot);
-                }
-                return Err(timed_out());
-            }
-            Err((err, _)) => return Err(err),
+        // Until the reply comes, the call keeps its slot even when it times out or its future is
+        // dropped (see `Unanswered`).
+        let mut unanswered = Unanswered {
+            connection: self,
+            id: &id,
+            seq,
+            slot: Some(slot),
         };
+        let reply = match self.round_trip(&id, seq, payload, deadline, true).await {
+            Ok(reply) => reply,
+            Err(Error::Timeout { .. }) => return Err(timed_out()),
+            Err(err) => {
+                // The connection is gone: no message of it is queued any more.
+                unanswered.slot = None;
+                return Err(err);
+            }
+        };
+        unanswered.slot = None;
         match reply.kind {
             MessageKind::Response => Ok(reply.result()),
             MessageKind::Error => Err(Error::remote(
@@ -228,14 +233,16 @@ impl Connection {
     pub async fn heartbeat(&self, timeout: Duration) -> Result<Duration, Error> {
         let id = new_id();
         let started = Instant::now();
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.round_trip(
             &id,
+            seq,
             encode_heartbeat(&id, unix_now()),
             Some(Instant::now() + timeout),
             false,
         )
         .await
-        .map_err(|(err, _)| match err {
+        .map_err(|err| match err {
             Error::Timeout { .. } => self.timeout_error("heartbeat", timeout),
             other => other,
         })?;
@@ -245,6 +252,34 @@ impl Connection {
     /// Asks the worker to exit; no reply is expected.
     pub async fn send_shutdown(&self) -> Result<(), Error> {
         self.send(encode_shutdown()).await
+    }
+}
+
+/// A call sent and not answered (yet): if it ends without its reply (it timed out, or its
+/// future was dropped), its slot stays taken until the child has read past its message, which
+/// may still sit in the transport's queue, and the child is told to cancel it.
+struct Unanswered<'a> {
+    connection: &'a Arc<Connection>,
+    id: &'a str,
+    seq: u64,
+    /// `None` once the reply came (or the connection closed).
+    slot: Option<Slot>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        self.connection.budget.expire(self.id, self.seq, slot);
+        let connection = self.connection.clone();
+        let cancel = encode_cancel(self.id, connection.auth_token.as_ref());
+        // A runtime may be shutting down (the future was dropped with it): then nobody sends.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = connection.send(cancel).await;
+            });
+        }
     }
 }
 

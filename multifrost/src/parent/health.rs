@@ -152,6 +152,7 @@ pub(crate) struct Metrics {
     requests_total: AtomicU64,
     requests_success: AtomicU64,
     requests_failed: AtomicU64,
+    requests_dropped: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     /// Recent latencies in microseconds; `u64::MAX` marks an unused slot.
@@ -174,6 +175,7 @@ impl Default for Metrics {
             requests_total: AtomicU64::new(0),
             requests_success: AtomicU64::new(0),
             requests_failed: AtomicU64::new(0),
+            requests_dropped: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             latencies_us: (0..LATENCY_WINDOW)
@@ -216,6 +218,12 @@ impl Metrics {
         }
         let slot = self.next_latency.fetch_add(1, Ordering::Relaxed) % LATENCY_WINDOW;
         self.latencies_us[slot].store(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A call whose future was dropped before it ended: it counts as failed, and as dropped.
+    pub fn call_dropped(&self, latency: Duration) {
+        self.requests_dropped.fetch_add(1, Ordering::Relaxed);
+        self.call_finished(latency, false);
     }
 
     /// Successful automatic restarts.
@@ -271,6 +279,7 @@ impl Metrics {
             requests_total: self.requests_total.load(Ordering::Relaxed),
             requests_success: self.requests_success.load(Ordering::Relaxed),
             requests_failed: self.requests_failed.load(Ordering::Relaxed),
+            requests_dropped: self.requests_dropped.load(Ordering::Relaxed),
             latency_avg_ms: if recent.is_empty() {
                 0.0
             } else {
@@ -307,8 +316,12 @@ pub struct MetricsSnapshot {
     pub requests_total: u64,
     /// Calls that got a result.
     pub requests_success: u64,
-    /// Calls that ended in any error, remote errors included.
+    /// Calls that ended in any error, remote errors included, and calls whose future was
+    /// dropped.
     pub requests_failed: u64,
+    /// Calls whose future was dropped before they ended (an outer timeout, a `select!` that
+    /// took another branch). The worker was told to cancel them.
+    pub requests_dropped: u64,
     pub latency_avg_ms: f64,
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,

@@ -227,6 +227,11 @@ impl Supervisor {
         tracing::trace!(worker = %self.name, function, namespace, correlation_id, "call start");
         let started = Instant::now();
         let _in_flight = self.metrics.call_started();
+        let mut record = DropRecord {
+            metrics: &self.metrics,
+            started,
+            ended: false,
+        };
         let result = match connection {
             Ok(connection) => {
                 connection
@@ -235,6 +240,7 @@ impl Supervisor {
             }
             Err(err) => Err(err),
         };
+        record.ended = true;
         let elapsed = started.elapsed();
         self.metrics.call_finished(elapsed, result.is_ok());
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
@@ -456,6 +462,21 @@ impl Supervisor {
         });
         tracing::info!(worker = %self.name, status = ?status, "worker stopped");
         status
+    }
+}
+
+/// Counts a call whose future is dropped before it ends.
+struct DropRecord<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    ended: bool,
+}
+
+impl Drop for DropRecord<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.metrics.call_dropped(self.started.elapsed());
+        }
     }
 }
 

@@ -121,6 +121,17 @@ pub fn encode_shutdown() -> Vec<u8> {
     MessageWriter::new(MessageKind::Shutdown, &new_id(), 0, 0).finish()
 }
 
+/// Encodes a `cancel` (an extension that v4 peers ignore) for the call `id`: the parent stopped
+/// waiting for it. Carries `metadata.auth_token` when the parent has a token.
+pub fn encode_cancel(id: &str, auth_token: Option<&EncodedValue>) -> Vec<u8> {
+    let extra = u32::from(auth_token.is_some());
+    let mut writer = MessageWriter::new(MessageKind::Cancel, id, extra, 32);
+    if let Some(token) = auth_token {
+        writer.map_field("metadata", [(AUTH_TOKEN_KEY, token.as_bytes())].into_iter());
+    }
+    writer.finish()
+}
+
 /// Encodes a parent's `heartbeat` with `metadata.hb_timestamp`.
 pub fn encode_heartbeat(id: &str, sent_at: f64) -> Vec<u8> {
     let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, 32);

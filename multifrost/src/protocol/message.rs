@@ -22,6 +22,9 @@ pub enum MessageKind {
     Stderr,
     Heartbeat,
     Shutdown,
+    /// An extension of this implementation (v4 peers ignore it): the parent no longer waits
+    /// for the call whose id the message carries.
+    Cancel,
     /// A type this implementation does not know; receivers ignore it.
     Unknown,
 }
@@ -36,6 +39,7 @@ impl MessageKind {
             MessageKind::Stderr => "stderr",
             MessageKind::Heartbeat => "heartbeat",
             MessageKind::Shutdown => "shutdown",
+            MessageKind::Cancel => "cancel",
             MessageKind::Unknown => "unknown",
         }
     }
@@ -49,6 +53,7 @@ impl MessageKind {
             "stderr" => MessageKind::Stderr,
             "heartbeat" => MessageKind::Heartbeat,
             "shutdown" => MessageKind::Shutdown,
+            "cancel" => MessageKind::Cancel,
             _ => MessageKind::Unknown,
         }
     }

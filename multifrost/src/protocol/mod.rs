@@ -12,8 +12,8 @@ mod value;
 
 pub use contract::{APP_ID, DEFAULT_NAMESPACE};
 pub use encode::{
-    encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output, encode_response,
-    encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
+    encode_cancel, encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output,
+    encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
 };
 pub use limits::{DecodeError, Limits};
 pub use message::{MessageKind, RawMessage};
