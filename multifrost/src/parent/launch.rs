@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use super::config::{SpawnSpec, WorkerConfig};
 use super::connection::Connection;
+use super::peers::check_accepted;
 use super::process::{forward_pipes, spawn_child, ProcessWatch};
 use crate::error::{Error, ExitStatus, Result};
 use crate::transport::{self, DealerSocket, Socket, SocketEvent};
@@ -68,8 +69,16 @@ impl Launch<'_> {
             let live = live.clone();
             let worker = self.name.clone();
             move |status: ExitStatus| {
-                tracing::info!(worker = %worker, %status, "worker process exited");
-                let Some(connection) = live.get() else { return };
+                let Some(connection) = live.get() else {
+                    // During start-up: the start error says so.
+                    tracing::debug!(worker = %worker, %status, "worker process exited");
+                    return;
+                };
+                if connection.exit_expected() {
+                    tracing::debug!(worker = %worker, %status, "worker process exited");
+                } else {
+                    tracing::warn!(worker = %worker, %status, "worker process exited");
+                }
                 connection.close(move || Error::ChildExited {
                     worker: worker.to_string(),
                     status,
@@ -119,10 +128,26 @@ impl Launch<'_> {
             process.kill().await;
             return Err(err);
         }
-        // Our child is connected: stop listening, so that no other local process can connect
-        // to this port and be handed calls (a DEALER shares its calls among all its peers).
+        // Someone connected: stop listening, so that no other local process can connect to this
+        // port and be handed calls (a DEALER shares its calls among all its peers)...
         if let Err(err) = socket.unbind(endpoint).await {
             tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
+        }
+        // ... and before sending anything, check that every peer is the child (or one of its
+        // descendants, behind a launcher).
+        if let Some(pid) = process.pid {
+            if let Err(stranger) = check_accepted(port, pid) {
+                process.kill().await;
+                let who = stranger
+                    .pid
+                    .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+                tracing::warn!(worker = %self.name, peer = %stranger.peer, "refused a process that is not the child");
+                return Err(self.failed(format!(
+                    "a process that is not the child{who} connected to the parent's port from {}: \
+                     refused, nothing was sent to it",
+                    stranger.peer
+                )));
+            }
         }
         let connection = self.open_connection(socket);
         let _ = live.set(connection.clone());
@@ -135,6 +160,7 @@ impl Launch<'_> {
             process.kill().await;
             connection.close(|| Error::Disconnected {
                 worker: String::new(),
+                reason: "the start failed".into(),
             });
             return Err(err);
         }
@@ -149,6 +175,7 @@ impl Launch<'_> {
                         .await;
                 watched.close(move || Error::Disconnected {
                     worker: worker.to_string(),
+                    reason: "the child's connection closed".into(),
                 });
             });
         });
@@ -173,6 +200,7 @@ impl Launch<'_> {
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected {
                 worker: String::new(),
+                reason: "the start failed".into(),
             });
             return Err(err);
         }
@@ -181,6 +209,7 @@ impl Launch<'_> {
         connection.watch_disconnect(monitor, move || {
             watched.close(move || Error::Disconnected {
                 worker: worker.to_string(),
+                reason: "the service closed the connection".into(),
             })
         });
         Ok(connection)

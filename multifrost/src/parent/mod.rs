@@ -17,6 +17,7 @@ mod in_flight;
 mod launch;
 mod options;
 mod output;
+mod peers;
 mod pending;
 mod process;
 mod supervisor;
