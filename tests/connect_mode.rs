@@ -160,7 +160,10 @@ async fn a_service_that_goes_away_fails_calls_clearly_and_is_found_again_on_a_ne
     .await
     .expect("a call to a vanished service ends");
     let err = gone.unwrap_err();
-    assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::Disconnected { worker, reason } if worker == "phoenix" && !reason.is_empty()),
+        "the reason has its own field: {err:?}"
+    );
 
     let (_service, second_port) = rust_service(&home, "phoenix").await;
     assert_ne!(

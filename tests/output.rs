@@ -103,3 +103,21 @@ async fn a_fatal_error_after_output_capture_reaches_the_original_stderr() {
         "the fatal message is visible: {stderr:?}"
     );
 }
+
+#[tokio::test]
+async fn without_a_tracing_subscriber_the_output_shows_on_the_parents_stderr() {
+    let parent = tokio::process::Command::new(env!("CARGO_BIN_EXE_printing_parent"))
+        .arg(support::hand_worker())
+        .stdin(std::process::Stdio::null())
+        .output();
+    let parent = tokio::time::timeout(Duration::from_secs(60), parent)
+        .await
+        .expect("the parent ends")
+        .unwrap();
+    assert!(parent.status.success(), "{parent:?}");
+    let stderr = String::from_utf8_lossy(&parent.stderr);
+    assert!(
+        stderr.contains("[hand_worker STDOUT]: visible line"),
+        "the worker's line is visible: {stderr:?}"
+    );
+}

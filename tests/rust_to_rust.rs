@@ -313,6 +313,10 @@ async fn a_missing_program_fails_to_start_with_a_clear_error() {
     let text = err.to_string();
     assert!(matches!(err, Error::StartFailed { .. }), "{err:?}");
     assert!(text.contains("/nonexistent/worker-binary"), "{text}");
+    assert!(
+        text.contains("cannot run /nonexistent/worker-binary: "),
+        "no stray space: {text}"
+    );
 }
 
 #[tokio::test]

@@ -35,9 +35,9 @@ pub enum Error {
     #[error("worker '{worker}' is unresponsive: {misses} heartbeats in a row got no answer")]
     Unresponsive { worker: String, misses: u32 },
 
-    /// The connection to a worker that this handle did not spawn was lost.
-    #[error("worker '{worker}' disconnected")]
-    Disconnected { worker: String },
+    /// The connection to the worker was lost (or never usable), for `reason`.
+    #[error("worker '{worker}' disconnected: {reason}")]
+    Disconnected { worker: String, reason: String },
 
     /// `start()` has not completed on this worker.
     #[error("worker '{worker}' is not started: call `start().await` first")]

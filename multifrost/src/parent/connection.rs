@@ -1,7 +1,7 @@
 //! One live connection to a worker: sending, the round trip of a call or heartbeat, and the
 //! task that receives replies and output.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub(crate) struct Connection {
     /// When the child last sent anything (a reply, output, a late heartbeat echo): proof of
     /// life, in nanoseconds since `born`.
     last_heard_ns: AtomicU64,
+    /// Set by `stop()`: the child's exit is expected.
+    stopping: AtomicBool,
 }
 
 impl Connection {
@@ -57,7 +59,18 @@ impl Connection {
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
             born: Instant::now(),
             last_heard_ns: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    /// Marks the child's coming exit as expected (`stop()` asked for it).
+    pub fn expect_exit(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `stop()` asked the child to exit.
+    pub fn exit_expected(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Records that the child just sent something.
@@ -144,6 +157,7 @@ impl Connection {
                 // The table was dropped without an answer: the connection is gone.
                 Err(_) => Err(self.pending.closed_error().unwrap_or(Error::Disconnected {
                     worker: self.worker.to_string(),
+                    reason: "the connection closed".into(),
                 })),
             }
         };
@@ -181,6 +195,7 @@ impl Connection {
             .map_err(|no_slot| match no_slot {
                 NoSlot::Closed => Error::Disconnected {
                     worker: self.worker.to_string(),
+                    reason: "the connection closed".into(),
                 },
                 NoSlot::TimedOut => timed_out(),
             })?;

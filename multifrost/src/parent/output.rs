@@ -34,7 +34,13 @@ pub struct OutputEvent<'a> {
 /// A user's output callback.
 type OutputCallback = Arc<dyn Fn(&OutputEvent<'_>) + Send + Sync>;
 
-/// The user's output callback, or the default that emits `tracing` events.
+/// Whether a `tracing` subscriber is installed (globally, or for this thread).
+fn tracing_is_on() -> bool {
+    tracing::dispatcher::get_default(|dispatch| !dispatch.is::<tracing::subscriber::NoSubscriber>())
+}
+
+/// The user's output callback, or the default: `tracing` events when a subscriber is
+/// installed, else lines on the parent's stderr.
 #[derive(Clone, Default)]
 pub(crate) struct OutputHandler(Option<OutputCallback>);
 
@@ -46,8 +52,16 @@ impl OutputHandler {
     pub fn emit(&self, event: OutputEvent<'_>) {
         match &self.0 {
             Some(handler) => handler(&event),
-            None => tracing::info!(
+            None if tracing_is_on() => tracing::info!(
                 target: "multifrost::output",
+                "[{} {}]: {}",
+                event.worker,
+                event.stream.as_str(),
+                event.text
+            ),
+            // No subscriber would show the event: print the line as the Python implementation
+            // does, so a worker's output and panics are never invisible.
+            None => eprintln!(
                 "[{} {}]: {}",
                 event.worker,
                 event.stream.as_str(),

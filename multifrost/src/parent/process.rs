@@ -50,16 +50,15 @@ pub(crate) fn spawn_child(spec: &SpawnSpec, port: u16, worker: &str) -> Result<C
             Ok(())
         });
     }
-    command.spawn().map_err(|err| Error::StartFailed {
-        worker: worker.to_owned(),
-        reason: format!(
-            "cannot run {} {}: {err}",
-            program.to_string_lossy(),
-            args.iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
+    command.spawn().map_err(|err| {
+        let command_line: Vec<_> = std::iter::once(&program)
+            .chain(&args)
+            .map(|part| part.to_string_lossy())
+            .collect();
+        Error::StartFailed {
+            worker: worker.to_owned(),
+            reason: format!("cannot run {}: {err}", command_line.join(" ")),
+        }
     })
 }
 

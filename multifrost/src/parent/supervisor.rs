@@ -149,7 +149,8 @@ impl Supervisor {
                     Some(entry) => format!("tcp://127.0.0.1:{}", entry.port),
                     None => {
                         return Err(Error::Disconnected {
-                            worker: format!("{} (the service is no longer registered)", self.name),
+                            worker: self.name.to_string(),
+                            reason: "the service is no longer registered".into(),
                         })
                     }
                 }
@@ -445,6 +446,7 @@ impl Supervisor {
             // echoed, its output so far has arrived (a worker too busy to echo is not waited
             // for long).
             let _ = connection.heartbeat(Duration::from_millis(500)).await;
+            connection.expect_exit();
             let _ = tokio::time::timeout(Duration::from_secs(1), connection.send_shutdown()).await;
             status = match tokio::time::timeout(self.config.stop_timeout, process.wait()).await {
                 Ok(status) => status,

@@ -32,6 +32,8 @@ use crate::registry::Registry;
 /// ```
 pub struct ParentWorker {
     config: WorkerConfig,
+    /// Whether [`name`](Self::name) set the name.
+    named: bool,
     shared: std::sync::OnceLock<Arc<Supervisor>>,
 }
 
@@ -121,6 +123,7 @@ impl ParentWorker {
                 registry: None,
             },
             shared: std::sync::OnceLock::new(),
+            named: false,
         }
     }
 
@@ -138,12 +141,21 @@ impl ParentWorker {
     }
 
     /// Extra arguments after the script.
+    ///
+    /// When the program is an interpreter (`python3`, `node`, `tsx`, `deno`, `bun`, `ruby`,
+    /// `perl`) and no [`name`](Self::name) was given, the worker is named after its script, the
+    /// first argument that is not an option: `spawn("python3").args(["model.py"])` is `model.py`.
     pub fn args<I, A>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = A>,
         A: Into<OsString>,
     {
         self.spec().args.extend(args.into_iter().map(Into::into));
+        if !self.named {
+            if let Some(script) = script_of_interpreter(self.spec()) {
+                self.config.name = script;
+            }
+        }
         self
     }
 
@@ -162,6 +174,7 @@ impl ParentWorker {
     /// The name used in logs and errors (default: the script's file name).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = name.into();
+        self.named = true;
         self
     }
 
@@ -292,8 +305,14 @@ impl ParentWorker {
         self
     }
 
-    /// Where the worker's output goes (default: `tracing` events at info level, target
-    /// `multifrost::output`, prefixed with the worker's name).
+    /// Where the worker's output goes: each line of its stdout and stderr (its pipes, and the
+    /// `stdout` / `stderr` messages a Rust child sends) is handed to `handler`.
+    ///
+    /// By default, when the program installed a `tracing` subscriber, each line is an info
+    /// event of target `multifrost::output` (`[worker.py STDOUT]: text`), which the subscriber's
+    /// filter can silence (`multifrost::output=off`); when it installed none, the same text is
+    /// printed on the parent's stderr, as the Python implementation does. `on_output(|_| {})`
+    /// discards the output.
     pub fn on_output(mut self, handler: impl Fn(&OutputEvent<'_>) + Send + Sync + 'static) -> Self {
         self.config.output = OutputHandler::new(handler);
         self
@@ -338,5 +357,46 @@ impl std::fmt::Debug for ParentWorker {
             .field("name", &self.config.name)
             .field("target", &self.config.target)
             .finish_non_exhaustive()
+    }
+}
+
+/// The file name of the script an interpreter runs: its first argument that is not an option.
+fn script_of_interpreter(spec: &SpawnSpec) -> Option<String> {
+    let program = spec.script.file_name()?.to_str()?;
+    let interpreter = ["node", "tsx", "ts-node", "deno", "bun", "ruby", "perl"].contains(&program)
+        || program
+            .strip_prefix("python")
+            .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    if !interpreter {
+        return None;
+    }
+    let script = spec
+        .args
+        .iter()
+        .find(|arg| !arg.to_string_lossy().starts_with('-'))?;
+    Some(
+        Path::new(script)
+            .file_name()?
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_run_by_an_interpreter_is_named_after_its_script() {
+        let worker = ParentWorker::spawn("python3").args(["-u", "/srv/models/model.py", "--fast"]);
+        assert_eq!(worker.worker_name(), "model.py");
+        let worker = ParentWorker::spawn("/usr/bin/node").args(["worker.mjs"]);
+        assert_eq!(worker.worker_name(), "worker.mjs");
+        let worker = ParentWorker::spawn("python3.12")
+            .args(["a.py"])
+            .name("model");
+        assert_eq!(worker.worker_name(), "model", "an explicit name wins");
+        let worker = ParentWorker::spawn("./math_worker").args(["--flag", "x"]);
+        assert_eq!(worker.worker_name(), "math_worker", "not an interpreter");
     }
 }
