@@ -138,10 +138,11 @@ use quote::ToTokens;
 /// value, `&mut self` (a worker is shared by concurrent calls: use interior mutability),
 /// patterns in arguments, `impl Trait` or reference argument types (take `String`, not
 /// `&str`), reference return types, more than one context parameter;
-/// Rust names the clients already use (`with_options`, `options`, `new`, `caller`: rename the
-/// method and keep the wire name with `rename`); two methods exposed under one name; a wire
-/// name starting with `_`; `rename` on a method that is not exposed. The rest of the block
-/// still expands, so these are the only errors reported.
+/// Rust names the clients already use (`with_options`, `options`, `new`, `caller`) or the
+/// `Worker` trait does (`list_functions`, `dispatch`, `namespace`): rename the method and keep
+/// the wire name with `rename`; two methods exposed under one name; a wire name starting with
+/// `_`; `rename` on a method that is not exposed. The rest of the block still expands, so these
+/// are the only errors reported.
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(args.into(), input.into()).into()

@@ -17,6 +17,10 @@ use crate::syntax::{is_context, is_self, names_context, type_text, ungroup};
 /// Names the generated clients already use for their own API.
 const CLIENT_API: &[&str] = &["with_options", "options", "new", "caller"];
 
+/// The methods of the `Worker` trait, which the macro implements for the type: an inherent
+/// method of the same name would shadow them in method calls.
+const WORKER_API: &[&str] = &["list_functions", "dispatch", "namespace"];
+
 /// Checks the block and returns the worker made of the methods that passed, or `None` when the
 /// block itself is unusable. Errors come in source order: the attribute's arguments, then each
 /// item's attributes followed by its checks, then the names across methods.
@@ -306,7 +310,7 @@ fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::Error
 }
 
 /// Checks the names across methods: wire names that cannot be called or are taken twice, and
-/// Rust names the clients already use. Methods that fail are removed.
+/// Rust names the clients or the `Worker` trait already use. Methods that fail are removed.
 fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
     let mut taken: HashMap<String, Ident> = HashMap::new();
     methods.retain(|method| {
@@ -317,6 +321,19 @@ fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
                 format!(
                     "`{rust_name}` is a method of the generated clients (`{worker}Client`, \
                      `{worker}BlockingClient`), so an exposed method cannot have this name; rename \
+                     the Rust method and keep the wire name with \
+                     `#[multifrost(rename = \"{rust_name}\")]`"
+                ),
+            );
+            return false;
+        }
+        if WORKER_API.contains(&rust_name.as_str()) {
+            errors.spanned(
+                &method.ident,
+                format!(
+                    "`{rust_name}` is a method of the `Worker` trait, which #[multifrost::worker] \
+                     implements for `{worker}`, so an exposed method cannot have this name: it \
+                     would shadow the trait's method in calls like `worker.{rust_name}()`; rename \
                      the Rust method and keep the wire name with \
                      `#[multifrost(rename = \"{rust_name}\")]`"
                 ),
