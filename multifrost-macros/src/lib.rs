@@ -143,6 +143,9 @@ use quote::ToTokens;
 /// the wire name with `rename`; two methods exposed under one name; a wire name starting with
 /// `_`; `rename` on a method that is not exposed. The rest of the block still expands, so these
 /// are the only errors reported.
+///
+/// A return type that is not `Serialize`, or an argument type that is not `Deserialize`, is
+/// reported at that type in the signature.
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(args.into(), input.into()).into()
