@@ -145,7 +145,9 @@ use quote::ToTokens;
 /// are the only errors reported.
 ///
 /// A return type that is not `Serialize`, or an argument type that is not `Deserialize`, is
-/// reported at that type in the signature.
+/// reported at that type in the signature. Calling a method that is not exposed through a
+/// client (`handle.call().helper()`, where `helper` takes `&self` but is not `pub`) says why it
+/// is not exposed, instead of "no method named `helper`".
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(args.into(), input.into()).into()

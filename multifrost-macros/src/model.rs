@@ -56,6 +56,17 @@ pub struct Worker {
     pub namespace: Option<LitStr>,
     /// The exposed methods, in source order.
     pub methods: Vec<Method>,
+    /// The methods taking `&self` that are not exposed, so that calling one through a client
+    /// says why instead of "no method found".
+    pub not_exposed: Vec<NotExposed>,
+}
+
+/// A method taking `&self` that is not exposed.
+pub struct NotExposed {
+    pub ident: Ident,
+    pub hidden: Hidden,
+    /// How many arguments a caller would pass (the context parameter aside).
+    pub arity: usize,
 }
 
 /// One function of the block, read as if it were exposed.
@@ -112,6 +123,18 @@ pub enum Hidden {
     NoSelf,
     Underscore,
     Skipped,
+}
+
+impl Hidden {
+    /// Why, for messages: "not exposed because {it}".
+    pub fn because(self) -> &'static str {
+        match self {
+            Hidden::NotPub => "it is not `pub`",
+            Hidden::NoSelf => "it takes no `&self`",
+            Hidden::Underscore => "its name starts with `_`",
+            Hidden::Skipped => "it is `#[multifrost(skip)]`",
+        }
+    }
 }
 
 impl Block {

@@ -11,7 +11,7 @@ use syn::visit::Visit;
 use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
-use crate::model::{Block, Hidden, Member, Method, Worker};
+use crate::model::{Block, Hidden, Member, Method, NotExposed, Worker};
 use crate::syntax::{is_context, is_self, names_context, type_text, ungroup};
 
 /// Names the generated clients already use for their own API.
@@ -35,6 +35,7 @@ pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
         ..
     } = block;
     let mut methods = Vec::new();
+    let mut not_exposed = Vec::new();
     for member in members {
         let mut method = match member {
             Member::Method(method) => *method,
@@ -48,6 +49,7 @@ pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
             if let Some(rename) = &method.attrs.rename {
                 errors.push(rename_on_hidden(&method.ident, rename, hidden));
             }
+            not_exposed.extend(not_exposed_stub(&method, hidden));
             continue;
         }
         if check_signature(&method.sig, errors) {
@@ -61,6 +63,24 @@ pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
         krate: args.krate,
         namespace: args.namespace,
         methods,
+        not_exposed,
+    })
+}
+
+/// A hidden method that callers may still try through a client: one taking `&self` (the
+/// others do not look like worker methods) whose name the clients do not already use.
+fn not_exposed_stub(method: &Method, hidden: Hidden) -> Option<NotExposed> {
+    let receiver = method.sig.receiver()?;
+    let name = method.ident.unraw().to_string();
+    if receiver_problem(&method.ident, &receiver.ty).is_some()
+        || CLIENT_API.contains(&name.as_str())
+    {
+        return None;
+    }
+    Some(NotExposed {
+        ident: method.ident.clone(),
+        hidden,
+        arity: method.params.len(),
     })
 }
 
@@ -294,12 +314,7 @@ fn nested_problem(ty: &Type, what: &str) -> Option<String> {
 
 /// The error for `rename` on a method that is not exposed.
 fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::Error {
-    let why = match hidden {
-        Hidden::NotPub => "it is not `pub`",
-        Hidden::NoSelf => "it takes no `&self`",
-        Hidden::Underscore => "its name starts with `_`",
-        Hidden::Skipped => "it is `#[multifrost(skip)]`",
-    };
+    let why = hidden.because();
     syn::Error::new(
         rename.span(),
         format!(
