@@ -6,7 +6,7 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Attribute, LitStr, Path};
 
-use crate::validate::Errors;
+use crate::errors::Errors;
 
 /// The name of the helper attribute on methods.
 const HELPER: &str = "multifrost";

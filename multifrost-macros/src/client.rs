@@ -13,7 +13,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Ident, Path, Type};
 
-use crate::model::{Method, Output, Worker};
+use crate::model::{Hidden, Method, NotExposed, Output, Worker};
 
 pub fn expand(worker: &Worker) -> TokenStream {
     let Worker {
@@ -26,6 +26,10 @@ pub fn expand(worker: &Worker) -> TokenStream {
     let client = format_ident!("{}Client", name, span = name.span());
     let blocking = format_ident!("{}BlockingClient", name, span = name.span());
     let argument_structs = methods.iter().map(|method| argument_struct(worker, method));
+    let not_exposed = worker
+        .not_exposed
+        .iter()
+        .map(|method| not_exposed_stub(worker, method, [&client, &blocking]));
     let async_methods = methods
         .iter()
         .map(|method| client_method(worker, method, true));
@@ -47,6 +51,7 @@ pub fn expand(worker: &Worker) -> TokenStream {
     });
     quote! {
         #(#argument_structs)*
+        #(#not_exposed)*
 
         #[doc = #async_doc]
         pub struct #client<'a> {
@@ -207,4 +212,68 @@ fn replace_self(ty: &Type, self_path: Option<&Path>) -> Type {
         ReplaceSelf(self_path).visit_type_mut(&mut ty);
     }
     ty
+}
+
+/// For a method that is not exposed, a hidden method of the same name on both clients whose
+/// bound never holds, so that `handle.call().helper()` fails with why `helper` is not exposed
+/// rather than with "no method named `helper`". It takes any arguments and returns any type
+/// (through a plain future for the async client: an `async fn` would repeat the bound at the
+/// `.await`), so that error is the only one at the call.
+fn not_exposed_stub(worker: &Worker, method: &NotExposed, clients: [&Ident; 2]) -> TokenStream {
+    let krate = &worker.krate;
+    let ident = &method.ident;
+    let name = ident.unraw();
+    let worker_name = &worker.name;
+    let (message, label, note) = match method.hidden {
+        Hidden::NotPub => (
+            format!("`{name}` cannot be called through a client of `{worker_name}`: only `pub` methods are exposed"),
+            format!("`{name}` is not `pub`"),
+            format!("make `{name}` `pub` to call it from a parent"),
+        ),
+        hidden => (
+            format!("`{name}` cannot be called through a client of `{worker_name}`: it is not exposed"),
+            format!("not exposed because {}", hidden.because()),
+            "only `pub` methods taking `&self`, not named `_...` and not skipped, are exposed"
+                .to_owned(),
+        ),
+    };
+    let arguments: Vec<Ident> = (0..method.arity)
+        .map(|index| format_ident!("__A{}", index))
+        .collect();
+    // Spanned at the method, so the note "required by this bound" points at its definition.
+    let bound = quote_spanned!(ident.span()=> Self: NotExposed);
+    let [client, blocking] = clients;
+    quote! {
+        const _: () = {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait NotExposed {}
+            // An impl that never applies and is never suggested, so the compiler does not
+            // suggest implementing `NotExposed` either.
+            trait Never {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?::core::marker::Sized + Never> NotExposed for T {}
+
+            #[allow(private_bounds)]
+            impl #client<'_> {
+                #[doc(hidden)]
+                pub fn #ident<__R, #(#arguments),*>(&self, #(_: #arguments),*) -> ::core::future::Ready<#krate::Result<__R>>
+                where
+                    #bound,
+                {
+                    ::core::unreachable!()
+                }
+            }
+
+            #[allow(private_bounds)]
+            impl #blocking<'_> {
+                #[doc(hidden)]
+                pub fn #ident<__R, #(#arguments),*>(&self, #(_: #arguments),*) -> #krate::Result<__R>
+                where
+                    #bound,
+                {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
 }

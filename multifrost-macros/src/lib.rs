@@ -1,14 +1,26 @@
 //! The `#[multifrost::worker]` attribute. Use it through the `multifrost` crate, which
 //! re-exports it and holds the runtime helpers its expansion calls.
 //!
-//! The attribute reads the impl block into a model (`model`, `attr`), checks it (`validate`),
-//! then renders the child side (`server`) and the parent side (`client`).
+//! An expansion goes through three steps, one file each, and each module only uses the ones
+//! listed after it:
+//!
+//! - `model` reads the impl block without judging it (the attribute syntax is `attr`);
+//! - `validate` checks it, recording every problem in `errors`, and keeps what passed;
+//! - `server` renders the child side (`impl Worker`), `client` the parent side (the typed
+//!   clients and `impl Service`).
+//!
+//! `syntax` holds the predicates on types that all of them share.
+
+mod client;
+mod server;
+
+mod validate;
+
+mod model;
 
 mod attr;
-mod client;
-mod model;
-mod server;
-mod validate;
+mod errors;
+mod syntax;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
@@ -126,20 +138,28 @@ use quote::ToTokens;
 /// value, `&mut self` (a worker is shared by concurrent calls: use interior mutability),
 /// patterns in arguments, `impl Trait` or reference argument types (take `String`, not
 /// `&str`), reference return types, more than one context parameter;
-/// Rust names the clients already use (`with_options`, `options`, `new`, `caller`: rename the
-/// method and keep the wire name with `rename`); two methods exposed under one name; a wire
-/// name starting with `_`; `rename` on a method that is not exposed. The rest of the block
-/// still expands, so these are the only errors reported.
+/// Rust names the clients already use (`with_options`, `options`, `new`, `caller`) or the
+/// `Worker` trait does (`list_functions`, `dispatch`, `namespace`): rename the method and keep
+/// the wire name with `rename`; two methods exposed under one name; a wire name starting with
+/// `_`; `rename` on a method that is not exposed. The rest of the block still expands, so these
+/// are the only errors reported.
+///
+/// A return type that is not `Serialize`, or an argument type that is not `Deserialize`, is
+/// reported at that type in the signature. Calling a method that is not exposed through a
+/// client (`handle.call().helper()`, where `helper` takes `&self` but is not `pub`) says why it
+/// is not exposed, instead of "no method named `helper`".
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(args.into(), input.into()).into()
 }
 
+/// Read, validate, expand. On an error the block is still emitted as written (minus the helper
+/// attributes), so a mistake in the attribute never hides the methods from the rest of the
+/// crate, and the methods that passed still expand, so the user sees only the errors.
 fn expand(
     args: proc_macro2::TokenStream,
     input: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let mut errors = validate::Errors::default();
     let mut item = match syn::parse2::<syn::Item>(input.clone()) {
         Ok(syn::Item::Impl(item)) => item,
         Ok(other) => {
@@ -152,14 +172,13 @@ fn expand(
         }
         Err(error) => return [error.to_compile_error(), input].into_iter().collect(),
     };
-    let args = attr::WorkerArgs::parse(args, &mut errors);
-    let model = model::Worker::from_impl(&mut item, args, &mut errors);
-    // The block is emitted as written (minus the helper attributes), so a mistake in the
-    // attribute never hides the methods from the rest of the crate.
+    let block = model::Block::read(&mut item, args);
+    let mut errors = errors::Errors::default();
+    let worker = validate::check(block, &mut errors);
     let mut output = item.into_token_stream();
-    if let Some(model) = model {
-        output.extend(server::expand(&model));
-        output.extend(client::expand(&model));
+    if let Some(worker) = worker {
+        output.extend(server::expand(&worker));
+        output.extend(client::expand(&worker));
     }
     output.extend(errors.to_compile_errors());
     output

@@ -1,21 +1,50 @@
-//! The worker as the generators see it: the impl block read into its exposed methods, each with
-//! its wire name, positional arguments, context parameter and kind of return.
+//! The worker as the macro sees it, in two stages.
 //!
-//! Reading is lenient and checking is left to `validate`: a method that fails a check is
-//! reported and left out, so the rest still expands and the user sees one error per mistake.
+//! [`Block`] is the impl block as read: lenient, with no check made and nothing rejected (like
+//! thiserror's `ast.rs`). Each function is read into a [`Method`] whatever its form, with why it
+//! is hidden and the errors in its `#[multifrost(...)]` attributes, so that `validate` can judge
+//! the whole block at once.
+//!
+//! [`Worker`] is what `validate` returns: the exposed methods that passed every check, which is
+//! all the generators see.
 
 use proc_macro2::Span;
+use quote::format_ident;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, Path,
-    PathArguments, ReturnType, Type, Visibility,
+    Attribute, FnArg, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, Path,
+    ReturnType, Signature, Token, Type, Visibility,
 };
 
 use crate::attr::{reject_helpers, MethodAttrs, WorkerArgs};
-use crate::validate::{self, Errors};
+use crate::errors::Errors;
+use crate::syntax::{generic_args_of, is_context, is_option, ungroup};
 
-/// A validated `#[multifrost::worker]` impl block.
+/// A `#[multifrost::worker]` impl block as written, before any check.
+pub struct Block {
+    /// `impl Trait for`, which the attribute does not accept.
+    pub trait_: Option<(Option<Token![!]>, Path, Token![for])>,
+    pub generics: Generics,
+    /// The type the block is for, as written (`Math`).
+    pub self_ty: Type,
+    /// The arguments of the attribute, with defaults where they were wrong.
+    pub args: WorkerArgs,
+    /// The errors in the attribute's arguments.
+    pub args_errors: Errors,
+    /// The block's items, in source order.
+    pub members: Vec<Member>,
+}
+
+/// An item of the block.
+pub enum Member {
+    /// A function, exposed or not.
+    Method(Box<Method>),
+    /// A const, type or macro item: its `#[multifrost(...)]` attributes are errors.
+    Other { attr_errors: Errors },
+}
+
+/// A validated worker: its exposed methods that passed every check.
 pub struct Worker {
     /// The type the impl block is for, as written (`Math`).
     pub self_ty: Type,
@@ -27,12 +56,31 @@ pub struct Worker {
     pub namespace: Option<LitStr>,
     /// The exposed methods, in source order.
     pub methods: Vec<Method>,
+    /// The methods taking `&self` that are not exposed, so that calling one through a client
+    /// says why instead of "no method found".
+    pub not_exposed: Vec<NotExposed>,
 }
 
-/// One exposed method.
+/// A method taking `&self` that is not exposed.
+pub struct NotExposed {
+    pub ident: Ident,
+    pub hidden: Hidden,
+    /// How many arguments a caller would pass (the context parameter aside).
+    pub arity: usize,
+}
+
+/// One function of the block, read as if it were exposed.
 pub struct Method {
     /// The Rust name, also the name of the client method.
     pub ident: Ident,
+    /// The signature as written, for the checks.
+    pub sig: Signature,
+    /// Its `#[multifrost(...)]` attributes.
+    pub attrs: MethodAttrs,
+    /// The errors in those attributes.
+    pub attr_errors: Errors,
+    /// Why it is not exposed, if it is not.
+    pub hidden: Option<Hidden>,
     /// The name callers use: the Rust name or `rename`.
     pub wire_name: String,
     /// Where errors about the wire name point: the `rename` value, or the Rust name.
@@ -50,6 +98,7 @@ pub struct Method {
 
 /// A parameter decoded from the call's positional arguments.
 pub struct Positional {
+    /// The parameter's name; a placeholder for a pattern, which `validate` rejects.
     pub ident: Ident,
     pub ty: Type,
     /// A trailing `Option<T>` parameter, which callers may leave out.
@@ -76,54 +125,57 @@ pub enum Hidden {
     Skipped,
 }
 
-impl Worker {
-    /// Reads the impl block, stripping the helper attributes from it. Returns `None` when the
-    /// block itself is unusable (not an inherent impl of a named, non-generic type).
-    pub fn from_impl(item: &mut ItemImpl, args: WorkerArgs, errors: &mut Errors) -> Option<Worker> {
-        let Some(name) = validate::check_impl(item, errors) else {
-            // One error for the block; its methods' attributes only need to go.
-            strip_helpers(item);
-            return None;
-        };
-        let mut methods = Vec::new();
-        for impl_item in &mut item.items {
-            match impl_item {
-                ImplItem::Fn(function) => {
-                    let attrs = MethodAttrs::take(&mut function.attrs, errors);
-                    if let Some(method) = Method::from_fn(function, attrs, errors) {
-                        methods.push(method);
-                    }
-                }
-                ImplItem::Const(item) => reject_helpers(&mut item.attrs, errors),
-                ImplItem::Type(item) => reject_helpers(&mut item.attrs, errors),
-                ImplItem::Macro(item) => reject_helpers(&mut item.attrs, errors),
-                _ => {}
-            }
+impl Hidden {
+    /// Why, for messages: "not exposed because {it}".
+    pub fn because(self) -> &'static str {
+        match self {
+            Hidden::NotPub => "it is not `pub`",
+            Hidden::NoSelf => "it takes no `&self`",
+            Hidden::Underscore => "its name starts with `_`",
+            Hidden::Skipped => "it is `#[multifrost(skip)]`",
         }
-        validate::check_names(&name, &mut methods, errors);
-        Some(Worker {
+    }
+}
+
+impl Block {
+    /// Reads the impl block and the attribute's arguments, removing the helper attributes from
+    /// the block (the compiler does not know them).
+    pub fn read(item: &mut ItemImpl, args: proc_macro2::TokenStream) -> Block {
+        let mut args_errors = Errors::default();
+        let args = WorkerArgs::parse(args, &mut args_errors);
+        let members = item
+            .items
+            .iter_mut()
+            .filter_map(|impl_item| {
+                let mut attr_errors = Errors::default();
+                match impl_item {
+                    ImplItem::Fn(function) => {
+                        let attrs = MethodAttrs::take(&mut function.attrs, &mut attr_errors);
+                        let method = Method::read(function, attrs, attr_errors);
+                        return Some(Member::Method(Box::new(method)));
+                    }
+                    ImplItem::Const(item) => reject_helpers(&mut item.attrs, &mut attr_errors),
+                    ImplItem::Type(item) => reject_helpers(&mut item.attrs, &mut attr_errors),
+                    ImplItem::Macro(item) => reject_helpers(&mut item.attrs, &mut attr_errors),
+                    _ => return None,
+                }
+                Some(Member::Other { attr_errors })
+            })
+            .collect();
+        Block {
+            trait_: item.trait_.clone(),
+            generics: item.generics.clone(),
             self_ty: (*item.self_ty).clone(),
-            name,
-            krate: args.krate,
-            namespace: args.namespace,
-            methods,
-        })
+            args,
+            args_errors,
+            members,
+        }
     }
 }
 
 impl Method {
-    /// Reads one function of the impl block: `None` when it is not exposed or fails a check.
-    fn from_fn(function: &ImplItemFn, attrs: MethodAttrs, errors: &mut Errors) -> Option<Method> {
+    fn read(function: &ImplItemFn, attrs: MethodAttrs, attr_errors: Errors) -> Method {
         let sig = &function.sig;
-        if let Some(hidden) = hidden_reason(function, &attrs) {
-            if let Some(rename) = &attrs.rename {
-                errors.push(validate::rename_on_hidden(&sig.ident, rename, hidden));
-            }
-            return None;
-        }
-        if !validate::check_signature(sig, errors) {
-            return None;
-        }
         let mut params = Vec::new();
         let mut context_at = None;
         let typed = sig.inputs.iter().filter_map(|input| match input {
@@ -131,15 +183,19 @@ impl Method {
             FnArg::Receiver(_) => None,
         });
         for (index, arg) in typed.enumerate() {
-            match &*arg.pat {
-                _ if is_context(&arg.ty) => context_at = Some(index),
-                Pat::Ident(pat) => params.push(Positional {
-                    ident: pat.ident.clone(),
-                    ty: (*arg.ty).clone(),
-                    omittable: false,
-                }),
-                _ => unreachable!("check_signature rejects patterns"),
+            if is_context(&arg.ty) {
+                context_at = Some(index);
+                continue;
             }
+            let ident = match &*arg.pat {
+                Pat::Ident(pat) => pat.ident.clone(),
+                pat => format_ident!("arg{}", index + 1, span = pat.span()),
+            };
+            params.push(Positional {
+                ident,
+                ty: (*arg.ty).clone(),
+                omittable: false,
+            });
         }
         // Trailing `Option` parameters may be omitted: every one after the last required one.
         for param in params.iter_mut().rev() {
@@ -152,40 +208,30 @@ impl Method {
             Some(rename) => (rename.value(), rename.span()),
             None => (sig.ident.unraw().to_string(), sig.ident.span()),
         };
-        Some(Method {
+        Method {
             ident: sig.ident.clone(),
+            sig: sig.clone(),
+            hidden: hidden_reason(function, &attrs),
+            attrs,
+            attr_errors,
             wire_name,
             wire_span,
             is_async: sig.asyncness.is_some(),
             params,
             context_at,
-            output: Output::from_return(&sig.output),
+            output: Output::read(&sig.output),
             docs: function
                 .attrs
                 .iter()
                 .filter(|attr| attr.path().is_ident("doc"))
                 .cloned()
                 .collect(),
-        })
-    }
-}
-
-/// Removes every `#[multifrost(...)]` attribute from the block, without reading them.
-fn strip_helpers(item: &mut ItemImpl) {
-    let mut ignored = Errors::default();
-    for impl_item in &mut item.items {
-        match impl_item {
-            ImplItem::Fn(item) => reject_helpers(&mut item.attrs, &mut ignored),
-            ImplItem::Const(item) => reject_helpers(&mut item.attrs, &mut ignored),
-            ImplItem::Type(item) => reject_helpers(&mut item.attrs, &mut ignored),
-            ImplItem::Macro(item) => reject_helpers(&mut item.attrs, &mut ignored),
-            _ => {}
         }
     }
 }
 
 /// Why `function` is not exposed, if it is not: exposed methods are `pub`, take `self` in some
-/// form (the receiver is checked later), do not start with `_` and are not skipped.
+/// form (`validate` checks the receiver), do not start with `_` and are not skipped.
 fn hidden_reason(function: &ImplItemFn, attrs: &MethodAttrs) -> Option<Hidden> {
     if !matches!(function.vis, Visibility::Public(_)) {
         Some(Hidden::NotPub)
@@ -201,7 +247,7 @@ fn hidden_reason(function: &ImplItemFn, attrs: &MethodAttrs) -> Option<Hidden> {
 }
 
 impl Output {
-    fn from_return(output: &ReturnType) -> Output {
+    fn read(output: &ReturnType) -> Output {
         let ty = match output {
             ReturnType::Default => return Output::Unit,
             ReturnType::Type(_, ty) => ungroup(ty),
@@ -219,59 +265,5 @@ impl Output {
                 _ => Output::Value(ty.clone()),
             },
         }
-    }
-}
-
-/// `&CallContext` or `&path::to::CallContext`: a shared reference to a type named
-/// `CallContext`.
-pub fn is_context(ty: &Type) -> bool {
-    match ungroup(ty) {
-        Type::Reference(reference) => {
-            reference.mutability.is_none() && names_context(&reference.elem)
-        }
-        _ => false,
-    }
-}
-
-/// Whether `ty` is a path whose last segment is `CallContext` (behind any reference).
-pub fn names_context(ty: &Type) -> bool {
-    match ungroup(ty) {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|last| last.ident == "CallContext" && last.arguments.is_none()),
-        _ => false,
-    }
-}
-
-/// `Option<T>` (any type named `Option` with one type argument).
-fn is_option(ty: &Type) -> bool {
-    generic_args_of(ty, "Option").is_some_and(|types| types.count() == 1)
-}
-
-/// The type arguments of `ty` when it is a path whose last segment is `name<...>`.
-fn generic_args_of<'a>(ty: &'a Type, name: &str) -> Option<impl Iterator<Item = &'a Type>> {
-    let Type::Path(path) = ungroup(ty) else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    (last.ident == name).then(|| {
-        args.args.iter().filter_map(|arg| match arg {
-            GenericArgument::Type(ty) => Some(ty),
-            _ => None,
-        })
-    })
-}
-
-/// Looks through the invisible groups and parentheses that `macro_rules!` expansions leave.
-pub fn ungroup(ty: &Type) -> &Type {
-    match ty {
-        Type::Group(group) => ungroup(&group.elem),
-        Type::Paren(paren) => ungroup(&paren.elem),
-        _ => ty,
     }
 }

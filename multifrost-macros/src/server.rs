@@ -7,6 +7,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::Ident;
 
 use crate::model::{Method, Output, Worker};
 
@@ -107,17 +108,20 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
             ::core::result::Result::Ok(#krate::EncodedValue::nil())
         },
         Output::Value(ty) => {
-            let encode = quote_spanned!(ty.span()=> #krate::__private::encode_return);
-            quote!(#encode(#wire_name, &#returned))
+            let (value, encode) = encode_return(krate, wire_name, ty);
+            quote! {
+                let #value = #returned;
+                #encode
+            }
         }
         Output::Result { ok, error_span } => {
-            let encode = quote_spanned!(ok.span()=> #krate::__private::encode_return);
+            let (value, encode) = encode_return(krate, wire_name, ok);
             let into_call_error = quote_spanned!(*error_span=> into_call_error(__multifrost_error));
             // Autoref specialization picks how the error becomes a `CallError` (see
             // `__private::IntoCallErrorKind`): it needs the concrete type, so it happens here.
             quote! {
                 match #returned {
-                    ::core::result::Result::Ok(__multifrost_value) => #encode(#wire_name, &__multifrost_value),
+                    ::core::result::Result::Ok(#value) => #encode,
                     ::core::result::Result::Err(__multifrost_error) => {
                         #[allow(unused_imports)]
                         use #krate::__private::{
@@ -140,4 +144,15 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
             #reply
         }
     }
+}
+
+/// A binding for the returned value and `encode_return(wire_name, &binding)`, both spanned at
+/// the returned type `ty`: a type that is not `Serialize` is then reported there, in the
+/// signature, rather than at the attribute. The binding and its use share one span, so they
+/// resolve to each other whatever hygiene that span carries (`ty` may come from a
+/// `macro_rules!` expansion).
+fn encode_return(krate: &syn::Path, wire_name: &str, ty: &syn::Type) -> (Ident, TokenStream) {
+    let value = Ident::new("__multifrost_value", ty.span());
+    let encode = quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value));
+    (value, encode)
 }

@@ -1,48 +1,93 @@
-//! The checks: what `#[multifrost::worker]` cannot expose, each reported with a span on the
-//! offending tokens and a message that says why and what to do instead. Every error is collected
-//! and reported at once.
+//! The checks, over the block as `model` read it (thiserror's `valid.rs`): what
+//! `#[multifrost::worker]` cannot expose, each reported with a span on the offending tokens and a
+//! message that says why and what to do instead. Every error is collected and reported at once;
+//! what passed still expands, so these are the only errors the user sees.
 
 use std::collections::HashMap;
 
-use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::visit::Visit;
-use syn::{FnArg, Ident, ItemImpl, LitStr, Pat, ReturnType, Signature, Type};
+use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Signature, Type};
 
-use crate::model::{is_context, names_context, ungroup, Hidden, Method};
+use crate::errors::Errors;
+use crate::model::{Block, Hidden, Member, Method, NotExposed, Worker};
+use crate::syntax::{is_context, is_self, names_context, type_text, ungroup};
 
 /// Names the generated clients already use for their own API.
 const CLIENT_API: &[&str] = &["with_options", "options", "new", "caller"];
 
-/// The errors found so far.
-#[derive(Default)]
-pub struct Errors {
-    errors: Vec<syn::Error>,
+/// The methods of the `Worker` trait, which the macro implements for the type: an inherent
+/// method of the same name would shadow them in method calls.
+const WORKER_API: &[&str] = &["list_functions", "dispatch", "namespace"];
+
+/// Checks the block and returns the worker made of the methods that passed, or `None` when the
+/// block itself is unusable. Errors come in source order: the attribute's arguments, then each
+/// item's attributes followed by its checks, then the names across methods.
+pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
+    errors.append(std::mem::take(&mut block.args_errors));
+    // One error for an unusable block: its methods' attributes and signatures do not matter.
+    let name = check_impl(&block, errors)?;
+    let Block {
+        self_ty,
+        args,
+        members,
+        ..
+    } = block;
+    let mut methods = Vec::new();
+    let mut not_exposed = Vec::new();
+    for member in members {
+        let mut method = match member {
+            Member::Method(method) => *method,
+            Member::Other { attr_errors } => {
+                errors.append(attr_errors);
+                continue;
+            }
+        };
+        errors.append(std::mem::take(&mut method.attr_errors));
+        if let Some(hidden) = method.hidden {
+            if let Some(rename) = &method.attrs.rename {
+                errors.push(rename_on_hidden(&method.ident, rename, hidden));
+            }
+            not_exposed.extend(not_exposed_stub(&method, hidden));
+            continue;
+        }
+        if check_signature(&method.sig, errors) {
+            methods.push(method);
+        }
+    }
+    check_names(&name, &mut methods, errors);
+    Some(Worker {
+        self_ty,
+        name,
+        krate: args.krate,
+        namespace: args.namespace,
+        methods,
+        not_exposed,
+    })
 }
 
-impl Errors {
-    pub fn push(&mut self, error: syn::Error) {
-        self.errors.push(error);
+/// A hidden method that callers may still try through a client: one taking `&self` (the
+/// others do not look like worker methods) whose name the clients do not already use.
+fn not_exposed_stub(method: &Method, hidden: Hidden) -> Option<NotExposed> {
+    let receiver = method.sig.receiver()?;
+    let name = method.ident.unraw().to_string();
+    if receiver_problem(&method.ident, &receiver.ty).is_some()
+        || CLIENT_API.contains(&name.as_str())
+    {
+        return None;
     }
-
-    fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// One `compile_error!` per error.
-    pub fn to_compile_errors(&self) -> TokenStream {
-        self.errors
-            .iter()
-            .map(syn::Error::to_compile_error)
-            .collect()
-    }
+    Some(NotExposed {
+        ident: method.ident.clone(),
+        hidden,
+        arity: method.params.len(),
+    })
 }
 
 /// Checks that the attribute is on an inherent impl of a named, non-generic type; returns that
 /// type's name.
-pub fn check_impl(item: &ItemImpl, errors: &mut Errors) -> Option<Ident> {
-    if let Some((bang, path, for_token)) = &item.trait_ {
+fn check_impl(block: &Block, errors: &mut Errors) -> Option<Ident> {
+    if let Some((bang, path, for_token)) = &block.trait_ {
         errors.spanned(
             quote!(#bang #path #for_token),
             "#[multifrost::worker] goes on an inherent impl block (`impl Math { .. }`), not on a \
@@ -50,18 +95,18 @@ pub fn check_impl(item: &ItemImpl, errors: &mut Errors) -> Option<Ident> {
         );
         return None;
     }
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        let tokens = if item.generics.params.is_empty() {
-            item.generics.where_clause.to_token_stream()
+    if !block.generics.params.is_empty() || block.generics.where_clause.is_some() {
+        let tokens = if block.generics.params.is_empty() {
+            block.generics.where_clause.to_token_stream()
         } else {
-            item.generics.to_token_stream()
+            block.generics.to_token_stream()
         };
         errors.spanned(tokens, generic_impl_message());
         return None;
     }
-    let Type::Path(path) = ungroup(&item.self_ty) else {
+    let Type::Path(path) = ungroup(&block.self_ty) else {
         errors.spanned(
-            &item.self_ty,
+            &block.self_ty,
             "#[multifrost::worker] needs a named type (`impl Math { .. }`): the generated clients \
              are named after it",
         );
@@ -69,7 +114,7 @@ pub fn check_impl(item: &ItemImpl, errors: &mut Errors) -> Option<Ident> {
     };
     let last = path.path.segments.last()?;
     if path.qself.is_some() || !last.arguments.is_none() {
-        errors.spanned(&item.self_ty, generic_impl_message());
+        errors.spanned(&block.self_ty, generic_impl_message());
         return None;
     }
     Some(last.ident.clone())
@@ -82,7 +127,7 @@ fn generic_impl_message() -> &'static str {
 }
 
 /// Checks the signature of a method that would be exposed. Returns whether it can be.
-pub fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
+fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
     let name = &sig.ident;
     let mut ok = true;
     let mut fail = |tokens: &dyn ToTokens, message: String| {
@@ -182,10 +227,6 @@ fn receiver_problem(name: &Ident, ty: &Type) -> Option<String> {
     }
 }
 
-fn is_self(ty: &Type) -> bool {
-    matches!(ungroup(ty), Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
-}
-
 /// What makes `ty` unusable as a decoded argument, if anything.
 fn argument_type_problem(ty: &Type) -> Option<String> {
     match ungroup(ty) {
@@ -240,23 +281,6 @@ fn owned_suggestion(elem: &Type) -> String {
     }
 }
 
-/// A type as a person would write it (`Box<Self>`, not `Box < Self >`).
-fn type_text(ty: &Type) -> String {
-    let mut text = ty.to_token_stream().to_string();
-    for (spaced, tight) in [
-        (" <", "<"),
-        ("< ", "<"),
-        (" >", ">"),
-        (" ::", "::"),
-        (":: ", "::"),
-        (" ,", ","),
-        ("& ", "&"),
-    ] {
-        text = text.replace(spaced, tight);
-    }
-    text
-}
-
 /// A reference or `impl Trait` nested inside `ty` (`Vec<&str>`, `Option<impl Trait>`).
 fn nested_problem(ty: &Type, what: &str) -> Option<String> {
     #[derive(Default)]
@@ -289,13 +313,8 @@ fn nested_problem(ty: &Type, what: &str) -> Option<String> {
 }
 
 /// The error for `rename` on a method that is not exposed.
-pub fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::Error {
-    let why = match hidden {
-        Hidden::NotPub => "it is not `pub`",
-        Hidden::NoSelf => "it takes no `&self`",
-        Hidden::Underscore => "its name starts with `_`",
-        Hidden::Skipped => "it is `#[multifrost(skip)]`",
-    };
+fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::Error {
+    let why = hidden.because();
     syn::Error::new(
         rename.span(),
         format!(
@@ -306,8 +325,8 @@ pub fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::E
 }
 
 /// Checks the names across methods: wire names that cannot be called or are taken twice, and
-/// Rust names the clients already use. Methods that fail are removed.
-pub fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
+/// Rust names the clients or the `Worker` trait already use. Methods that fail are removed.
+fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
     let mut taken: HashMap<String, Ident> = HashMap::new();
     methods.retain(|method| {
         let rust_name = method.ident.unraw().to_string();
@@ -317,6 +336,19 @@ pub fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Error
                 format!(
                     "`{rust_name}` is a method of the generated clients (`{worker}Client`, \
                      `{worker}BlockingClient`), so an exposed method cannot have this name; rename \
+                     the Rust method and keep the wire name with \
+                     `#[multifrost(rename = \"{rust_name}\")]`"
+                ),
+            );
+            return false;
+        }
+        if WORKER_API.contains(&rust_name.as_str()) {
+            errors.spanned(
+                &method.ident,
+                format!(
+                    "`{rust_name}` is a method of the `Worker` trait, which #[multifrost::worker] \
+                     implements for `{worker}`, so an exposed method cannot have this name: it \
+                     would shadow the trait's method in calls like `worker.{rust_name}()`; rename \
                      the Rust method and keep the wire name with \
                      `#[multifrost(rename = \"{rust_name}\")]`"
                 ),

@@ -1,0 +1,81 @@
+//! Predicates on types as written: the macro sees syntax, not resolved types, so these decide by
+//! the names in the path (`CallContext`, `Option`, `Result`).
+
+use quote::ToTokens;
+use syn::{GenericArgument, PathArguments, Type};
+
+/// Looks through the invisible groups and parentheses that `macro_rules!` expansions leave.
+pub fn ungroup(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => ungroup(&group.elem),
+        Type::Paren(paren) => ungroup(&paren.elem),
+        _ => ty,
+    }
+}
+
+/// `&CallContext` or `&path::to::CallContext`: a shared reference to a type named
+/// `CallContext`.
+pub fn is_context(ty: &Type) -> bool {
+    match ungroup(ty) {
+        Type::Reference(reference) => {
+            reference.mutability.is_none() && names_context(&reference.elem)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `ty` is a path whose last segment is `CallContext`.
+pub fn names_context(ty: &Type) -> bool {
+    match ungroup(ty) {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "CallContext" && last.arguments.is_none()),
+        _ => false,
+    }
+}
+
+/// `Self`.
+pub fn is_self(ty: &Type) -> bool {
+    matches!(ungroup(ty), Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
+}
+
+/// `Option<T>` (any type named `Option` with one type argument).
+pub fn is_option(ty: &Type) -> bool {
+    generic_args_of(ty, "Option").is_some_and(|types| types.count() == 1)
+}
+
+/// The type arguments of `ty` when it is a path whose last segment is `name<...>`.
+pub fn generic_args_of<'a>(ty: &'a Type, name: &str) -> Option<impl Iterator<Item = &'a Type>> {
+    let Type::Path(path) = ungroup(ty) else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    (last.ident == name).then(|| {
+        args.args.iter().filter_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+    })
+}
+
+/// A type as a person would write it (`Box<Self>`, not `Box < Self >`).
+pub fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (spaced, tight) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ::", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
