@@ -1,7 +1,7 @@
 //! Hostile input: whatever bytes a Rust process receives, it keeps serving, never panics,
 //! never grows without bound, and answers calls over a limit with an error naming the limit.
 //!
-//! - The fuzz targets' code (fuzz/src/lib.rs) on the seed corpus, the kept regression inputs and
+//! - The fuzz targets' code (the fuzz-harness crate) on the seed corpus, the kept regression inputs and
 //!   a fixed-seed mutation loop: the stable, bounded part of `scripts/fuzz.sh`.
 //! - A raw ZeroMQ DEALER (not multifrost's parent) sending random and mutated frames to a Rust
 //!   child, interleaved with valid calls checked by content. 20,000 messages here; 1,000,000
@@ -11,11 +11,10 @@
 //! - ZMTP frames that announce a huge size, which the zeromq crate handles before multifrost
 //!   sees anything.
 
-mod fuzzing;
 mod support;
 
-#[path = "../fuzz/src/lib.rs"]
-mod harness;
+use multifrost_fuzz_harness as harness;
+use multifrost_fuzz_harness::payloads as fuzzing;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
