@@ -16,6 +16,9 @@ impl Rng {
         Rng(seed.max(1))
     }
 
+    /// The next number. Not `Iterator::next`: the stream never ends, and the tests call it by
+    /// this name.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
