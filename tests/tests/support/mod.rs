@@ -1,5 +1,8 @@
-//! Shared helpers of the integration tests: the Python peer and its virtualenv.
+//! Shared helpers of the integration tests (each test file says `mod support;`): the Python
+//! peer and its virtualenv, the helper binaries, processes and memory; and the toolbox worker.
 #![allow(dead_code)]
+
+pub mod toolbox;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

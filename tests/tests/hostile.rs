@@ -1222,7 +1222,7 @@ fn zmtp_probe() {
     }
 }
 
-/// A multifrost parent (tests/bin/zmtp_parent.rs) in its own process, serving a hand_worker.
+/// A multifrost parent (tests/src/bin/zmtp_parent.rs) in its own process, serving a hand_worker.
 struct ParentProcess {
     process: std::process::Child,
     stdin: std::process::ChildStdin,
