@@ -1,7 +1,10 @@
 //! Shared helpers of the integration tests (each test file says `mod support;`): the Python
-//! peer and its virtualenv, the helper binaries, processes and memory; and the toolbox worker.
+//! peer and its virtualenv, the helper binaries, processes and memory; and, one module per
+//! concern, the fuzz corpus, a child behind a raw DEALER, and the toolbox worker.
 #![allow(dead_code)]
 
+pub mod corpus;
+pub mod raw_child;
 pub mod toolbox;
 
 use std::path::{Path, PathBuf};
