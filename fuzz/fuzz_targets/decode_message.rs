@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    multifrost_fuzz::decode_message(data);
+    multifrost_fuzz_harness::decode_message(data);
 });

@@ -9,27 +9,6 @@ use multifrost_bench::Flavour;
 
 struct BenchWorker;
 
-fn arg<T: serde::de::DeserializeOwned>(
-    call: &IncomingCall,
-    index: usize,
-    name: &str,
-) -> Result<T, CallError> {
-    let value = call.args.get(index).ok_or_else(|| {
-        CallError::new(format!(
-            "{}: missing argument {} ({name})",
-            call.function,
-            index + 1
-        ))
-    })?;
-    value.decode().map_err(|err| {
-        CallError::new(format!(
-            "{}: argument {} ({name}): {err}",
-            call.function,
-            index + 1
-        ))
-    })
-}
-
 #[multifrost::async_trait]
 impl Worker for BenchWorker {
     fn list_functions(&self) -> Vec<String> {
@@ -45,7 +24,7 @@ impl Worker for BenchWorker {
                 .next()
                 .ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
             "add" => {
-                let (a, b): (i64, i64) = (arg(&call, 0, "a")?, arg(&call, 1, "b")?);
+                let (a, b): (i64, i64) = (call.arg(0, "a")?, call.arg(1, "b")?);
                 let sum = a
                     .checked_add(b)
                     .ok_or_else(|| CallError::new(format!("add: {a} + {b} overflows i64")))?;

@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn the_walk_stops_at_the_depth_limit_so_its_stack_stays_bounded() {
         // Regression: the walk used to go on past the limit with one stack entry per level, so
-        // a 64 MiB frame of nested arrays cost 577 MiB and 1.8 s to scan (tests/hostile.rs
+        // a 64 MiB frame of nested arrays cost 577 MiB and 1.8 s to scan (tests/tests/hostile_fuzz_replay.rs
         // measures the allocation). Each level here also leaves one more item to come.
         let mut bytes = vec![0x92u8; 4_000_000];
         bytes.extend(std::iter::repeat_n(0xc0, 4_000_001));

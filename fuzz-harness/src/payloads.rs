@@ -2,8 +2,8 @@
 //! never produce (NaN, u64 above i64, ext types, integer keys, invalid UTF-8, deep nesting,
 //! values over the limits), call messages around them, and byte-level mutations.
 //!
-//! Shared by `tests/hostile.rs` and `tests/bin/fuzz_seeds.rs` (included there with `#[path]`).
-#![allow(dead_code)]
+//! Used by the hostile-input tests (`tests/tests/`) and by the `fuzz_seeds` binary
+//! (`tests/src/bin/fuzz_seeds.rs`) that writes the seed corpus.
 
 use multifrost::protocol::{MessageKind, MessageWriter};
 use multifrost::EncodedValue;
@@ -16,6 +16,9 @@ impl Rng {
         Rng(seed.max(1))
     }
 
+    /// The next number. Not `Iterator::next`: the stream never ends, and the tests call it by
+    /// this name.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;

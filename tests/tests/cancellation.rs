@@ -4,7 +4,6 @@
 //! Python peer shows that a v4 worker ignores the extension.
 
 mod support;
-mod toolbox;
 
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use multifrost::protocol::unix_now;
 use multifrost::{CallOptions, Error, ParentWorker};
 use serde_bytes::ByteBuf;
 use support::eventually_async;
-use toolbox::Toolbox;
+use support::toolbox::Toolbox;
 
 async fn toolbox() -> (ParentWorker, multifrost::Handle<Toolbox>) {
     let worker = ParentWorker::spawn(support::toolbox_worker());

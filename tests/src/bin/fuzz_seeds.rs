@@ -25,8 +25,7 @@ use multifrost::{CallOptions, Limits, ParentWorker, Value};
 use serde_bytes::ByteBuf;
 use zeromq::{DealerSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
-#[path = "../fuzzing/mod.rs"]
-mod fuzzing;
+use multifrost_fuzz_harness::payloads as fuzzing;
 
 #[derive(serde::Serialize)]
 struct Point {

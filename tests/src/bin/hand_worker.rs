@@ -28,27 +28,6 @@ const FUNCTIONS: &[&str] = &[
     "exit",
 ];
 
-fn arg<T: serde::de::DeserializeOwned>(
-    call: &IncomingCall,
-    index: usize,
-    name: &str,
-) -> Result<T, CallError> {
-    let value = call.args.get(index).ok_or_else(|| {
-        CallError::new(format!(
-            "{}: missing argument {} ({name})",
-            call.function,
-            index + 1
-        ))
-    })?;
-    value.decode().map_err(|err| {
-        CallError::new(format!(
-            "{}: argument {} ({name}): {err}",
-            call.function,
-            index + 1
-        ))
-    })
-}
-
 fn reply<T: serde::Serialize>(value: &T) -> Result<EncodedValue, CallError> {
     EncodedValue::encode(value).map_err(|err| CallError::new(err.to_string()))
 }
@@ -62,7 +41,7 @@ fn fibonacci(n: u64) -> u64 {
 }
 
 fn number(call: &IncomingCall, index: usize, name: &str) -> Result<Value, CallError> {
-    let value: Value = arg(call, index, name)?;
+    let value: Value = call.arg(index, name)?;
     if value.is_number() {
         Ok(value)
     } else {
@@ -117,48 +96,47 @@ impl Worker for HandWorker {
                 Ok(EncodedValue::from_value(&product))
             }
             "divide" => {
-                let (a, b): (f64, f64) = (arg(&call, 0, "a")?, arg(&call, 1, "b")?);
+                let (a, b): (f64, f64) = (call.arg(0, "a")?, call.arg(1, "b")?);
                 if b == 0.0 {
                     return Err(CallError::new("Cannot divide by zero"));
                 }
                 reply(&(a / b))
             }
             "factorial" => {
-                let n: u64 = arg(&call, 0, "n")?;
+                let n: u64 = call.arg(0, "n")?;
                 let result = (1..=n).try_fold(1i64, |acc, k| acc.checked_mul(k as i64));
                 result.map_or_else(
                     || Err(CallError::new(format!("factorial({n}) overflows i64"))),
                     |v| reply(&v),
                 )
             }
-            "fibonacci" | "fibonacci_async" => reply(&fibonacci(arg(&call, 0, "n")?)),
+            "fibonacci" | "fibonacci_async" => reply(&fibonacci(call.arg(0, "n")?)),
             "echo" => call
                 .args
                 .into_iter()
                 .next()
                 .ok_or_else(|| CallError::new("echo: missing argument 1 (value)")),
             "get_info" => reply(&serde_json_like_info()),
-            "throw_error" => Err(CallError::new(arg::<String>(&call, 0, "message")?)),
+            "throw_error" => Err(CallError::new(call.arg::<String>(0, "message")?)),
             "large_data" => {
-                let size: u64 = arg(&call, 0, "size")?;
+                let size: u64 = call.arg(0, "size")?;
                 let data: Vec<u64> = (0..size).collect();
                 reply(&LargeData { data, length: size })
             }
             "sleep" => {
-                let seconds: f64 = arg(&call, 0, "seconds")?;
+                let seconds: f64 = call.arg(0, "seconds")?;
                 tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
                 reply(&seconds)
             }
             "print_line" => {
-                let text: String = arg(&call, 0, "text")?;
+                let text: String = call.arg(0, "text")?;
                 println!("{text}");
                 Ok(EncodedValue::nil())
             }
             "print_lines" => {
                 // `count` numbered lines of about 100 bytes, on stdout or (`"stderr"`) stderr.
-                let count: u64 = arg(&call, 0, "count")?;
-                let to_stderr =
-                    call.args.len() > 1 && arg::<String>(&call, 1, "stream")? == "stderr";
+                let count: u64 = call.arg(0, "count")?;
+                let to_stderr = call.args.len() > 1 && call.arg::<String>(1, "stream")? == "stderr";
                 let padding = "x".repeat(88);
                 for i in 0..count {
                     if to_stderr {
@@ -170,8 +148,8 @@ impl Worker for HandWorker {
                 reply(&count)
             }
             "get_metadata" => Ok(EncodedValue::from_value(&Value::Map(call.context.metadata))),
-            "panic" => panic!("deliberate panic: {}", arg::<String>(&call, 0, "message")?),
-            "exit" => std::process::exit(arg(&call, 0, "code")?),
+            "panic" => panic!("deliberate panic: {}", call.arg::<String>(0, "message")?),
+            "exit" => std::process::exit(call.arg(0, "code")?),
             other => Err(CallError::function_not_found(other)),
         }
     }

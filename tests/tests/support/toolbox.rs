@@ -1,5 +1,5 @@
 //! A worker defined with `#[multifrost::worker]` for the tests: call context, sync methods that
-//! block, panics. Shared by its binary (tests/bin/toolbox_worker.rs) and the tests.
+//! block, panics. Shared by its binary (tests/src/bin/toolbox_worker.rs) and the tests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,13 +2,12 @@
 //! untyped path to the same worker, the Python parent, and the call context.
 
 mod support;
-mod toolbox;
 
 use std::time::{Duration, Instant};
 
 use math_worker::{Info, LargeData, Math};
 use multifrost::{CallOptions, Error, ParentWorker, Value};
-use toolbox::Toolbox;
+use support::toolbox::Toolbox;
 
 async fn math() -> (ParentWorker, multifrost::Handle<Math>) {
     let worker = ParentWorker::spawn(support::macro_math_worker());
