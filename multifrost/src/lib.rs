@@ -50,31 +50,53 @@
 //! # Ok(()) }
 //! ```
 
+
+// Everything below is Linux-only; elsewhere this one error is all the compiler reports.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multifrost supports Linux only: it relies on the parent-death signal (prctl), /proc and pipe2"
+);
+
+#[cfg(target_os = "linux")]
 pub mod child;
+#[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
 mod macro_support;
+#[cfg(target_os = "linux")]
 pub mod parent;
+#[cfg(target_os = "linux")]
 pub mod protocol;
+#[cfg(target_os = "linux")]
 pub mod registry;
+#[cfg(target_os = "linux")]
 mod transport;
 
+#[cfg(target_os = "linux")]
 pub use child::{run, CallContext, CallError, ChildRunner, IncomingCall, Worker};
+#[cfg(target_os = "linux")]
 pub use error::{Error, ExitStatus, Result};
+#[cfg(target_os = "linux")]
 pub use parent::{
     BlockingCaller, BlockingHandle, CallOptions, Caller, CircuitState, Dynamic, Handle,
     MetricsSnapshot, OutputEvent, OutputStream, ParentWorker, Service,
 };
+#[cfg(target_os = "linux")]
 pub use protocol::{EncodedValue, Limits};
 
+#[cfg(target_os = "linux")]
 pub use multifrost_macros::worker;
 
 /// What `#[multifrost::worker]` expansions call. Not a public API.
 #[doc(hidden)]
+#[cfg(target_os = "linux")]
 pub mod __private {
     pub use crate::macro_support::*;
 }
 
 /// Re-exported for implementing [`Worker`] by hand.
+#[cfg(target_os = "linux")]
 pub use async_trait::async_trait;
 /// Re-exported: the dynamic msgpack value type used for untyped arguments and results.
+#[cfg(target_os = "linux")]
 pub use rmpv::Value;

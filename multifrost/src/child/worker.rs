@@ -192,17 +192,17 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-impl From<crate::Error> for CallError {
+impl From<crate::error::Error> for CallError {
     /// A method returning multifrost's own error (for example from a nested call) sends its
     /// message; a remote error is forwarded with its traceback.
-    fn from(error: crate::Error) -> CallError {
+    fn from(error: crate::error::Error) -> CallError {
         match error {
-            crate::Error::Remote {
+            crate::error::Error::Remote {
                 message,
                 traceback: Some(traceback),
                 ..
             } => CallError::new(format!("{message}\n{traceback}")),
-            crate::Error::Remote { message, .. } => CallError::new(message),
+            crate::error::Error::Remote { message, .. } => CallError::new(message),
             other => CallError::from_error(&other),
         }
     }

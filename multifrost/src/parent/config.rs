@@ -84,7 +84,7 @@ pub(crate) struct WorkerConfig {
 
 impl WorkerConfig {
     /// The registry connect mode looks services up in.
-    pub fn registry(&self) -> crate::Result<Registry> {
+    pub fn registry(&self) -> crate::error::Result<Registry> {
         match &self.registry {
             Some(registry) => Ok(registry.clone()),
             None => Registry::default_location(),
