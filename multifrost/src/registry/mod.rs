@@ -21,6 +21,15 @@
 //!   empty) makes register, unregister, lookup and discover fail with an error naming the file
 //!   and the parse error, and the file is never rewritten: replacing it would unregister every
 //!   other service.
+//! - Only regular files are used, opened without blocking and checked after opening
+//!   (`files.rs`): a FIFO, a device or a symbolic link at `services.json` or `services.lock`
+//!   makes the operation fail at once with [`Error::UnsafeRegistry`] naming the path, instead
+//!   of blocking the process for good.
+//! - The folder, `services.json` and `services.lock` must belong to the current user (or root)
+//!   and not be writable by group or others, as ssh demands of `~/.ssh`: otherwise another
+//!   local user could plant entries that send parents to their own process. Every operation
+//!   fails with [`Error::UnsafeRegistry`], whose message gives the fix (`chmod 700 <dir>`).
+//!   The modes Python uses (a 0755 folder, a 0644 file) are fine.
 //! - `started` is written as local time without a zone, like Python
 //!   (`2026-03-13T01:48:08.123456`, formatted with `localtime_r`).
 //!
@@ -55,6 +64,7 @@
 //! (a zombie is dead), never by spawning a process.
 
 mod document;
+mod files;
 mod lock;
 mod sys;
 
