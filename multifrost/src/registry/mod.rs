@@ -223,25 +223,32 @@ impl Registry {
     ///
     /// Fails with `Service '<id>' not found within <t>s` (`<t>` in seconds, written like Python
     /// writes a float: `5.0`, `0.5`) when it does not appear in time, and with an error naming
-    /// the file when the file stays unparseable on two consecutive looks (one bad read is
-    /// tolerated, in case some implementation does not replace the file atomically).
+    /// the file when the file stays unparseable on two consecutive looks, or on the last look
+    /// (one bad read is tolerated, in case some implementation does not replace the file
+    /// atomically). A registry path that is not a private regular file fails at once
+    /// ([`Error::UnsafeRegistry`]): discover never blocks on the file, whatever it is.
     pub async fn discover(&self, service_id: &str, timeout: Duration) -> Result<ServiceEntry> {
         let deadline = Instant::now() + timeout;
-        let mut corrupt_before = false;
+        let mut corrupt_before = None;
         loop {
             match self.lookup(service_id).await {
                 Ok(Some(entry)) => return Ok(entry),
-                Ok(None) => corrupt_before = false,
+                Ok(None) => corrupt_before = None,
                 Err(err @ Error::CorruptRegistry { .. }) => {
-                    if corrupt_before {
+                    if corrupt_before.is_some() {
                         return Err(err);
                     }
-                    corrupt_before = true;
+                    corrupt_before = Some(err);
                 }
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
             if now >= deadline {
+                // A file still unparseable at the end says more than "not found" (with a short
+                // timeout there may be no second look).
+                if let Some(err) = corrupt_before {
+                    return Err(err);
+                }
                 return Err(Error::ServiceNotFound {
                     service: service_id.to_owned(),
                     timeout,
