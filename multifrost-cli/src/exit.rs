@@ -16,7 +16,8 @@ pub const UNREACHABLE: u8 = 4;
 pub const OTHER: u8 = 5;
 /// No live service is registered under the id given to `--service`.
 pub const NOT_FOUND: u8 = 6;
-/// The registry lock stayed taken by another process.
+/// The registry lock stayed taken by another process. Reserved: the commands of this version
+/// only read the registry, which takes no lock.
 pub const LOCK_TIMEOUT: u8 = 7;
 /// The registry cannot be used: `services.json` is corrupt, or a registry path is not a
 /// regular file or is writable by other users.
@@ -32,7 +33,7 @@ Exit status:
   4  unreachable: endpoint closed, worker failed to start, exited or disconnected
   5  any other failure
   6  service not found in the registry (see --wait)
-  7  the registry lock is held by another process
+  7  registry lock timeout (reserved: today's commands only read the registry, lock-free)
   8  the registry is corrupt or unsafe (not a regular file, writable by other users)";
 
 /// The exit status for a library error.

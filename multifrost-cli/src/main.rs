@@ -26,7 +26,7 @@ use multifrost::{CallOptions, Dynamic, Error, Handle, ParentWorker, Value};
     after_help = exit::TABLE
 )]
 struct Cli {
-    /// Say more: the remote traceback of a failed call, what is being connected to.
+    /// Say more: the remote traceback of a failed call, retries while waiting for a service.
     #[arg(long, short, global = true)]
     verbose: bool,
     #[command(subcommand)]
