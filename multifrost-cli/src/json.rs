@@ -3,19 +3,85 @@
 //!
 //! - bytes (msgpack bin) are written `{"$bin": "<base64>"}`, in arguments and results alike;
 //! - msgpack ext values are written `{"$ext": [<type>, "<base64>"]}`;
-//! - non-string map keys are written as their JSON text.
+//! - non-string map keys are written as their JSON text;
+//! - integers must fit in i64 (PROTOCOL.md section 3: anything else is an error on the wire),
+//!   or in u64 with `--allow-u64`; a longer integer is refused rather than sent as a float.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use multifrost::Value;
 use serde_json::{Map, Number, Value as Json};
 
-/// An argument from the command line: JSON when it parses, otherwise the plain string.
-pub fn parse_arg(text: &str) -> Value {
+/// An argument from the command line: JSON when it parses, otherwise the plain string. An
+/// integer literal anywhere in the JSON that does not fit in i64 (or in u64, when
+/// `allow_u64`) is an error, rather than a float that is not the number written.
+pub fn parse_arg(text: &str, allow_u64: bool) -> Result<Value, String> {
     match serde_json::from_str::<Json>(text) {
-        Ok(json) => from_json(json),
-        Err(_) => Value::from(text),
+        Ok(json) => {
+            check_integers(text, allow_u64)?;
+            Ok(from_json(json))
+        }
+        Err(_) => Ok(Value::from(text)),
     }
+}
+
+/// Checks every integer literal of a valid JSON text against the range allowed: serde_json
+/// would read one beyond u64 as a float (`1e+23`), losing digits without a word.
+fn check_integers(text: &str, allow_u64: bool) -> Result<(), String> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '"' => {
+                // Skip the string, escapes included.
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '-' | '0'..='9' => {
+                let mut end = start + c.len_utf8();
+                while let Some(&(at, c)) = chars.peek() {
+                    if !matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E') {
+                        break;
+                    }
+                    end = at + c.len_utf8();
+                    chars.next();
+                }
+                let literal = &text[start..end];
+                if literal.contains(['.', 'e', 'E']) {
+                    continue;
+                }
+                check_integer(literal, allow_u64)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_integer(literal: &str, allow_u64: bool) -> Result<(), String> {
+    if literal.parse::<i64>().is_ok() {
+        return Ok(());
+    }
+    if literal.parse::<u64>().is_ok() {
+        if allow_u64 {
+            return Ok(());
+        }
+        return Err(format!(
+            "the integer {literal} is above i64::MAX ({}), which other languages refuse; \
+             pass --allow-u64 to send it as a msgpack uint64, or quote it to send a string",
+            i64::MAX
+        ));
+    }
+    Err(format!(
+        "the integer {literal} does not fit in 64 bits; quote it to send it as a string \
+         ('\"{literal}\"')"
+    ))
 }
 
 /// JSON to a msgpack value.
@@ -98,19 +164,56 @@ fn tagged(tag: &str, value: Json) -> Json {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Value {
+        parse_arg(text, false).unwrap()
+    }
+
+    #[test]
+    fn integers_outside_i64_are_refused_unless_u64_is_allowed() {
+        let max = i64::MAX.to_string();
+        let min = i64::MIN.to_string();
+        assert_eq!(parse(&max), Value::from(i64::MAX));
+        assert_eq!(parse(&min), Value::from(i64::MIN));
+        let above = (i64::MAX as u64 + 1).to_string();
+        let err = parse_arg(&above, false).unwrap_err();
+        assert!(err.contains("--allow-u64"), "{err}");
+        assert_eq!(
+            parse_arg(&above, true).unwrap(),
+            Value::from(i64::MAX as u64 + 1)
+        );
+        for huge in [
+            "100000000000000000000000",
+            "-9223372036854775809",
+            "[1, {\"a\": 18446744073709551616}]",
+        ] {
+            let err = parse_arg(huge, true).unwrap_err();
+            assert!(err.contains("does not fit in 64 bits"), "{huge}: {err}");
+        }
+        // Digits inside strings and floats are not integers.
+        assert_eq!(
+            parse("\"100000000000000000000000\""),
+            Value::from("100000000000000000000000")
+        );
+        assert_eq!(parse("1e23"), Value::F64(1e23));
+        assert_eq!(
+            parse(r#"{"k\"1": "99999999999999999999", "x": 2.5}"#),
+            Value::Map(vec![
+                (Value::from("k\"1"), Value::from("99999999999999999999")),
+                (Value::from("x"), Value::F64(2.5)),
+            ])
+        );
+    }
+
     #[test]
     fn arguments_are_json_or_else_plain_strings() {
-        assert_eq!(parse_arg("42"), Value::from(42));
-        assert_eq!(parse_arg("\"42\""), Value::from("42"));
-        assert_eq!(parse_arg("hello"), Value::from("hello"));
+        assert_eq!(parse("42"), Value::from(42));
+        assert_eq!(parse("\"42\""), Value::from("42"));
+        assert_eq!(parse("hello"), Value::from("hello"));
         assert_eq!(
-            parse_arg("[1, null]"),
+            parse("[1, null]"),
             Value::Array(vec![Value::from(1), Value::Nil])
         );
-        assert_eq!(
-            parse_arg(r#"{"$bin": "AP8="}"#),
-            Value::Binary(vec![0, 255])
-        );
+        assert_eq!(parse(r#"{"$bin": "AP8="}"#), Value::Binary(vec![0, 255]));
     }
 
     #[test]

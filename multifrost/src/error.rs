@@ -114,6 +114,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A registry path is not safe to use: not a regular file (a FIFO, a device, a symbolic
+    /// link), or not private to the current user (owned by another user, or writable by its
+    /// group or everyone). Nothing was read from it or written to it.
+    #[error("service registry: refusing to use {}: {reason}", .path.display())]
+    UnsafeRegistry {
+        path: std::path::PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
     /// The service registry could not be used for another reason.
     #[error("service registry: {0}")]
     Registry(String),

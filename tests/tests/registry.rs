@@ -809,3 +809,192 @@ async fn discovering_a_missing_id_times_out_with_the_message() {
     assert!(!ok);
     assert_eq!(err, "Service 'nobody' not found within 1.0s");
 }
+
+// ---- Odd files and unsafe permissions (issue 9, sections 7 and 8) ----
+
+/// How long a registry operation may take on an odd file before the test calls it a hang.
+const NO_HANG: Duration = Duration::from_secs(8);
+
+/// Runs `registry_tool <args>` to completion within `bound`: (success, stdout, time taken).
+/// Fails the test, naming the operation, when it does not finish in time (the tool is killed).
+async fn tool_within(home: &Home, args: &[&str], bound: Duration) -> (bool, String, Duration) {
+    let mut cmd = home.tool();
+    cmd.args(args).stdin(Stdio::null());
+    let started = std::time::Instant::now();
+    let output = tokio::time::timeout(bound, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("registry_tool {args:?} hung (still running after {bound:?})"))
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        started.elapsed(),
+    )
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn a_fifo_in_place_of_the_file_is_refused_by_every_operation_without_hanging() {
+    let home = Home::new("fifofile");
+    std::fs::create_dir_all(home.registry().dir()).unwrap();
+    mkfifo(&home.file());
+    let path = home.file().display().to_string();
+    for args in [
+        &["lookup", "svc"][..],
+        &["list"],
+        &["discover", "svc", "1.5"],
+        &["register", "svc"],
+        &["unregister", "svc"],
+    ] {
+        let (ok, out, took) = tool_within(&home, args, NO_HANG).await;
+        assert!(!ok, "{args:?} succeeded on a FIFO: {out}");
+        assert!(
+            out.contains(&path) && out.contains("a FIFO, not a regular file"),
+            "{args:?}: {out}"
+        );
+        // discover is given 1.5 s: it must not wait on the FIFO past that (in another process,
+        // since a thread stuck opening a FIFO keeps its process from exiting).
+        assert!(
+            took < Duration::from_millis(1500 + 2000),
+            "{args:?} took {took:?}"
+        );
+        eprintln!("{args:?} refused the FIFO in {took:?}");
+    }
+    assert!(!home.lock().exists(), "the lock was left behind");
+}
+
+#[tokio::test]
+async fn a_fifo_in_place_of_the_lock_is_refused_by_register() {
+    let home = Home::new("fifolock");
+    std::fs::create_dir_all(home.registry().dir()).unwrap();
+    mkfifo(&home.lock());
+    let (ok, out, took) = tool_within(&home, &["register", "svc"], NO_HANG).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&home.lock().display().to_string()) && out.contains("a FIFO"),
+        "{out}"
+    );
+    eprintln!("register refused a FIFO lock in {took:?}");
+    assert!(!home.file().exists());
+}
+
+#[tokio::test]
+async fn a_process_holding_flock_on_the_folder_does_not_stall_register() {
+    let home = Home::new("dirflock");
+    std::fs::create_dir_all(home.registry().dir()).unwrap();
+    // Another process flocks the folder itself and keeps it until its stdin closes.
+    let mut holder = Command::new(support::python());
+    holder
+        .args([
+            "-c",
+            "import fcntl, os, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fcntl.flock(fd, fcntl.LOCK_EX)\n\
+             print('LOCKED', flush=True)\n\
+             sys.stdin.readline()\n",
+        ])
+        .arg(home.registry().dir())
+        .kill_on_drop(true);
+    let mut holder = Proc::spawn(holder, &[]);
+    assert_eq!(holder.line().await, "LOCKED");
+    // Python's register waits 10 s for the lock: ours must finish well within that.
+    let (ok, out, took) = tool_within(&home, &["register", "svc"], NO_HANG).await;
+    assert!(ok, "{out}");
+    let port = port_of(&out);
+    eprintln!("register with the folder flocked by another process took {took:?}");
+    let (ok, out, took) = tool_within(&home, &["unregister", "svc", "--pid", "1"], NO_HANG).await;
+    assert!(ok && out == "REMOVED false", "{out}");
+    eprintln!("unregister with the folder flocked took {took:?}");
+    assert!(!home.lock().exists(), "the lock was left behind");
+    assert!(holder.finish().await.success());
+    assert_ne!(port, 0);
+}
+
+#[tokio::test]
+async fn a_registry_folder_writable_by_others_is_refused() {
+    for (mode, who) in [(0o777, "everyone"), (0o770, "its group")] {
+        let home = Home::new("dirmode");
+        let dir = home.registry().dir().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        chmod(&dir, mode);
+        let fix = format!("chmod 700 {}", dir.display());
+        for args in [&["lookup", "svc"][..], &["list"], &["register", "svc"]] {
+            let (ok, out, _) = tool_within(&home, args, NO_HANG).await;
+            assert!(!ok, "{args:?} used a folder of mode {mode:o}: {out}");
+            assert!(
+                out.contains(&format!("writable by {who}")) && out.contains(&fix),
+                "{args:?}: {out}"
+            );
+        }
+        assert!(!home.file().exists() && !home.lock().exists());
+        // The fix the message gives works.
+        chmod(&dir, 0o700);
+        let (ok, out, _) = tool_within(&home, &["register", "svc"], NO_HANG).await;
+        assert!(ok, "{out}");
+    }
+}
+
+#[tokio::test]
+async fn a_services_file_writable_by_others_is_refused_and_python_modes_are_accepted() {
+    let home = Home::new("filemode");
+    home.write_file(&format!(
+        r#"{{"svc": {{"port": 5555, "pid": {}, "started": "x"}}}}"#,
+        me()
+    ));
+    // The mode Python writes: readable by all, writable by the owner only.
+    chmod(&home.file(), 0o644);
+    chmod(home.registry().dir(), 0o755);
+    let (ok, out, _) = tool_within(&home, &["lookup", "svc"], NO_HANG).await;
+    assert!(ok && out.starts_with("PORT 5555"), "{out}");
+    chmod(&home.file(), 0o666);
+    let (ok, out, _) = tool_within(&home, &["lookup", "svc"], NO_HANG).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&home.file().display().to_string())
+            && out.contains("writable by everyone")
+            && out.contains("chmod 600"),
+        "{out}"
+    );
+    let before = home.read_file();
+    let (ok, _, _) = tool_within(&home, &["register", "other"], NO_HANG).await;
+    assert!(!ok);
+    assert_eq!(home.read_file(), before, "an unsafe file was rewritten");
+}
+
+#[tokio::test]
+async fn a_registry_owned_by_another_user_is_refused() {
+    // Only root can give a folder to another user; as any other user, the folder of another
+    // user cannot be made here, and the mode tests above cover what can.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot create a folder owned by another user; not checked");
+        return;
+    }
+    let home = Home::new("owner");
+    let dir = home.registry().dir().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let (ok, out, _) = tool_within(&home, &["lookup", "svc"], NO_HANG).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&dir.display().to_string()) && out.contains("owned by uid 65534"),
+        "{out}"
+    );
+    // A file planted by another user in an otherwise private folder is refused too.
+    std::os::unix::fs::chown(&dir, Some(0), Some(0)).unwrap();
+    home.write_file("{}");
+    std::os::unix::fs::chown(home.file(), Some(65534), Some(65534)).unwrap();
+    let (ok, out, _) = tool_within(&home, &["register", "svc"], NO_HANG).await;
+    assert!(!ok && out.contains("owned by uid 65534"), "{out}");
+}

@@ -2,7 +2,7 @@
 //! entry being registered or unregistered.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use super::files::{check_private_dir, open_private_file};
 use crate::error::{Error, Result};
 
 /// Name of the registry file inside the registry folder.
@@ -40,17 +41,24 @@ pub(super) struct Document {
 
 impl Document {
     /// Reads and parses the file; a missing file is an empty registry.
+    ///
+    /// The folder and the file must be private ([`files`](super::files)), and the file a
+    /// regular file: anything else is refused before a byte is read, so that a FIFO or a
+    /// device at the path cannot block the caller.
     pub(super) fn read(path: &Path) -> Result<Document> {
-        let text = match std::fs::read(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Document::default()),
-            Err(err) => {
-                return Err(Error::io(
-                    format!("reading the service registry {}", path.display()),
-                    err,
-                ))
-            }
+        if let Some(dir) = path.parent() {
+            check_private_dir(dir)?;
+        }
+        let Some((mut file, _)) = open_private_file(path, false)? else {
+            return Ok(Document::default());
         };
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(|err| {
+            Error::io(
+                format!("reading the service registry {}", path.display()),
+                err,
+            )
+        })?;
         Document::parse(&text).map_err(|err| Error::CorruptRegistry {
             path: path.to_path_buf(),
             reason: err.to_string(),
@@ -131,6 +139,7 @@ impl Document {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
             file.write_all(self.render().as_bytes())?;
             file.sync_all()?;

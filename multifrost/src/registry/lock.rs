@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::files::{check_private_dir, open_private_file};
 use super::sys::{blocking, pid_alive};
 use crate::error::{Error, Result};
 
@@ -83,11 +84,13 @@ where
     F: FnOnce() -> Result<T>,
 {
     create_dir(dir)?;
+    check_private_dir(dir)?;
     let lock_path = dir.join(LOCK_NAME);
     let file = match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&lock_path)
     {
         Ok(file) => file,
@@ -200,7 +203,13 @@ pub(super) fn with_dir_lock<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
 /// had within [`DIR_LOCK_WAIT`].
 pub(super) fn lock_dir(dir: &Path) -> Option<fd_lock::RwLock<File>> {
     let deadline = Instant::now() + DIR_LOCK_WAIT;
-    let mut lock = fd_lock::RwLock::new(File::open(dir).ok()?);
+    // Opened without blocking, and only if it is a folder.
+    let folder = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir)
+        .ok()?;
+    let mut lock = fd_lock::RwLock::new(folder);
     loop {
         // Dropping the guard would unlock at once: forgotten, the lock is released by closing.
         match lock.try_write().map(std::mem::forget) {
@@ -229,19 +238,13 @@ pub(super) fn judge_foreign_lock(dir: &Path, lock_path: &Path) -> Result<(Option
 /// [`judge_foreign_lock`], under the folder lock.
 pub(super) fn judge_locked(lock_path: &Path) -> Result<(Option<u32>, bool)> {
     // Judged again under the folder lock: the file may have been replaced since our attempt.
-    let mut file = match File::open(lock_path) {
-        Ok(file) => file,
+    // Opened without blocking and refused unless it is a private regular file: a FIFO here
+    // would otherwise block this open for good.
+    let Some((mut file, meta)) = open_private_file(lock_path, false)? else {
         // Released in the meantime: try again at once.
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((None, true)),
-        Err(err) => {
-            return Err(Error::io(
-                format!("reading the registry lock {}", lock_path.display()),
-                err,
-            ))
-        }
+        return Ok((None, true));
     };
     let context = || format!("reading the registry lock {}", lock_path.display());
-    let meta = file.metadata().map_err(|err| Error::io(context(), err))?;
     let mut content = Vec::new();
     (&mut file)
         .take(64)

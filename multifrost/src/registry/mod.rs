@@ -21,6 +21,15 @@
 //!   empty) makes register, unregister, lookup and discover fail with an error naming the file
 //!   and the parse error, and the file is never rewritten: replacing it would unregister every
 //!   other service.
+//! - Only regular files are used, opened without blocking and checked after opening
+//!   (`files.rs`): a FIFO, a device or a symbolic link at `services.json` or `services.lock`
+//!   makes the operation fail at once with [`Error::UnsafeRegistry`] naming the path, instead
+//!   of blocking the process for good.
+//! - The folder, `services.json` and `services.lock` must belong to the current user (or root)
+//!   and not be writable by group or others, as ssh demands of `~/.ssh`: otherwise another
+//!   local user could plant entries that send parents to their own process. Every operation
+//!   fails with [`Error::UnsafeRegistry`], whose message gives the fix (`chmod 700 <dir>`).
+//!   The modes Python uses (a 0755 folder, a 0644 file) are fine.
 //! - `started` is written as local time without a zone, like Python
 //!   (`2026-03-13T01:48:08.123456`, formatted with `localtime_r`).
 //!
@@ -55,6 +64,7 @@
 //! (a zombie is dead), never by spawning a process.
 
 mod document;
+mod files;
 mod lock;
 mod sys;
 
@@ -213,25 +223,32 @@ impl Registry {
     ///
     /// Fails with `Service '<id>' not found within <t>s` (`<t>` in seconds, written like Python
     /// writes a float: `5.0`, `0.5`) when it does not appear in time, and with an error naming
-    /// the file when the file stays unparseable on two consecutive looks (one bad read is
-    /// tolerated, in case some implementation does not replace the file atomically).
+    /// the file when the file stays unparseable on two consecutive looks, or on the last look
+    /// (one bad read is tolerated, in case some implementation does not replace the file
+    /// atomically). A registry path that is not a private regular file fails at once
+    /// ([`Error::UnsafeRegistry`]): discover never blocks on the file, whatever it is.
     pub async fn discover(&self, service_id: &str, timeout: Duration) -> Result<ServiceEntry> {
         let deadline = Instant::now() + timeout;
-        let mut corrupt_before = false;
+        let mut corrupt_before = None;
         loop {
             match self.lookup(service_id).await {
                 Ok(Some(entry)) => return Ok(entry),
-                Ok(None) => corrupt_before = false,
+                Ok(None) => corrupt_before = None,
                 Err(err @ Error::CorruptRegistry { .. }) => {
-                    if corrupt_before {
+                    if corrupt_before.is_some() {
                         return Err(err);
                     }
-                    corrupt_before = true;
+                    corrupt_before = Some(err);
                 }
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
             if now >= deadline {
+                // A file still unparseable at the end says more than "not found" (with a short
+                // timeout there may be no second look).
+                if let Some(err) = corrupt_before {
+                    return Err(err);
+                }
                 return Err(Error::ServiceNotFound {
                     service: service_id.to_owned(),
                     timeout,

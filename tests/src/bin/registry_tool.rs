@@ -7,6 +7,8 @@
 //!     stays alive (its pid is the default owner) until its stdin closes or gives a line
 //! registry_tool unregister <id> [--pid P]     prints "REMOVED true" or "REMOVED false"
 //! registry_tool discover <id> <seconds>       prints "PORT <port> PID <pid>", or ERROR
+//! registry_tool lookup <id>                   prints "PORT <port> PID <pid>", "NONE", or ERROR
+//! registry_tool list                          prints "SERVICES <count>", or ERROR
 //! registry_tool churn <prefix> <count> [--seconds S]
 //!     registers <prefix>-0 .. <prefix>-<count-1>, discovers each, unregisters each, checking
 //!     every step; repeats until S seconds passed (default: one round). Prints "CHURNED <ops>",
@@ -23,7 +25,7 @@ use multifrost::registry::Registry;
 use multifrost::Error;
 
 fn usage() -> ! {
-    eprintln!("usage: registry_tool register|unregister|discover|hold-lock ... (see source)");
+    eprintln!("usage: registry_tool register|unregister|discover|lookup|list|churn|hold-lock ... (see source)");
     std::process::exit(2)
 }
 
@@ -100,6 +102,15 @@ async fn main() {
                 Err(err) => fail(err),
             }
         }
+        ["lookup", id] => match registry.lookup(id).await {
+            Ok(Some(entry)) => println!("PORT {} PID {}", entry.port, entry.pid),
+            Ok(None) => println!("NONE"),
+            Err(err) => fail(err),
+        },
+        ["list"] => match registry.list().await {
+            Ok(services) => println!("SERVICES {}", services.len()),
+            Err(err) => fail(err),
+        },
         ["churn", prefix, count] => {
             let count: usize = count.parse().unwrap_or_else(|_| usage());
             match churn(
