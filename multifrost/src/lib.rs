@@ -50,7 +50,6 @@
 //! # Ok(()) }
 //! ```
 
-
 // Everything below is Linux-only; elsewhere this one error is all the compiler reports.
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -18,6 +18,7 @@ that the parent-* modes pass on to the child):
   comlink_peer.py discover <id> [timeout]  prints the port, or exits 1 (message on stderr)
   comlink_peer.py unregister <id> [--pid P]
   comlink_peer.py parent-suite <executable> [args...]   spawn a child, run the suite
+  comlink_peer.py parent-burst <executable> <count>      child prints <count> lines in a call
   comlink_peer.py parent-connect-suite <port>           run the suite against a running service
   comlink_peer.py parent-discover-suite <id> [timeout]  discover <id>, then as above
 
@@ -1174,6 +1175,21 @@ def run_suite(parent: Parent) -> int:
     return 0 if failed == 0 else 1
 
 
+def burst(executable: str, count: int) -> int:
+    """Spawn a child, have it print `count` numbered lines (its `print_lines`), and check that
+    every line arrived, in order, by the time the call's reply did."""
+    parent = Parent.spawn(executable, [])
+    try:
+        printed = parent.call("print_lines", count, timeout=120.0)
+        lines = [text for kind, text in parent.output
+                 if kind == "stdout" and str(text).startswith("line ")]
+        in_order = all(text.startswith(f"line {i:06} ") for i, text in enumerate(lines))
+        print(f"BURST printed={printed} received={len(lines)} in_order={in_order}", flush=True)
+        return 0 if printed == count and len(lines) == count and in_order else 1
+    finally:
+        parent.close()
+
+
 def _suite_with(make_parent: Callable[[], Parent]) -> int:
     try:
         parent = make_parent()
@@ -1211,6 +1227,8 @@ def _pid_option(rest: List[str]) -> tuple:
 
 def main(argv: List[str]) -> int:
     mode = argv[0] if argv else None
+    if mode == "parent-burst" and len(argv) == 3:
+        return burst(argv[1], int(argv[2]))
     if mode in ("parent-suite",):
         # Arguments after the executable go to the child verbatim ("--worker" included).
         if len(argv) < 2:

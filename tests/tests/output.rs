@@ -121,3 +121,28 @@ async fn without_a_tracing_subscriber_the_output_shows_on_the_parents_stderr() {
         "the worker's line is visible: {stderr:?}"
     );
 }
+
+#[tokio::test]
+async fn a_python_parent_gets_every_line_of_a_burst_before_the_reply() {
+    let burst = tokio::process::Command::new(support::python())
+        .arg(support::peer_script())
+        .args(["parent-burst"])
+        .arg(support::hand_worker())
+        .arg("5000")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let burst = tokio::time::timeout(Duration::from_secs(300), burst)
+        .await
+        .expect("the Python parent ends")
+        .unwrap();
+    let report = String::from_utf8_lossy(&burst.stdout);
+    assert!(
+        burst.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&burst.stderr)
+    );
+    assert!(
+        report.contains("BURST printed=5000 received=5000 in_order=True"),
+        "{report}"
+    );
+}

@@ -63,6 +63,7 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
         .heartbeat_interval(Duration::from_millis(100))
         .heartbeat_timeout(Duration::from_millis(300))
         .heartbeat_max_misses(2)
+        .circuit_threshold(2)
         .circuit_cooldown(Duration::from_millis(100));
     let handle = worker.handle();
     handle.start().await.unwrap();
@@ -94,11 +95,26 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
     let pid = handle.pid().unwrap();
     signal(pid, libc::SIGSTOP);
     assert!(
-        eventually(Duration::from_secs(10), || handle.circuit_state()
-            == CircuitState::Open)
+        eventually(Duration::from_secs(20), || {
+            let metrics = handle.metrics();
+            metrics.unresponsive && metrics.process_stopped
+        })
         .await
     );
     assert!(capture.has(&["heartbeat missed", "misses=1"]));
+    assert!(capture.has(&["worker unresponsive", "worker=hand-worker"]));
+    assert!(capture.has(&["worker process is stopped", "worker=hand-worker"]));
+    // Missed heartbeats leave the circuit alone; timeouts open it.
+    assert_eq!(handle.circuit_state(), CircuitState::Closed);
+    let short = CallOptions::new().timeout(Duration::from_millis(100));
+    for _ in 0..2 {
+        let err = handle
+            .call_dyn_with::<i64>("add", (1, 2), &short)
+            .await
+            .unwrap_err();
+        assert!(err.is_worker_failure(), "{err:?}");
+    }
+    assert_eq!(handle.circuit_state(), CircuitState::Open);
     assert!(capture.has(&["circuit opened", "worker=hand-worker"]));
     signal(pid, libc::SIGCONT);
     assert!(
@@ -107,6 +123,9 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
         .await
     );
     assert!(capture.has(&["circuit closed"]));
+    assert!(eventually(Duration::from_secs(10), || handle.is_healthy()).await);
+    assert!(capture.has(&["worker responsive again"]));
+    assert!(capture.has(&["worker process runs again"]));
 
     handle.stop().await;
     assert!(capture.has(&["worker stopped"]));
