@@ -145,7 +145,9 @@ impl<W: Worker> Server<W> {
             return;
         };
         match self.rules.decide(payload) {
-            Decision::Ignore(why @ Ignored::Malformed(_)) => tracing::warn!("ignoring {why}"),
+            Decision::Ignore(why @ (Ignored::Malformed(_) | Ignored::UnauthorizedShutdown)) => {
+                tracing::warn!("ignoring {why}")
+            }
             Decision::Ignore(why @ (Ignored::NoId | Ignored::HeartbeatOverLimit)) => {
                 self.remember_parent(&routing_id);
                 tracing::warn!("ignoring {why}");

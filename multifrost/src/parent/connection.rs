@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 use super::in_flight::{InFlightBudget, NoSlot};
-use super::options::{check_positional, CallOptions};
+use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
 use crate::error::Error;
@@ -158,7 +158,7 @@ impl Connection {
         let timeout = options.timeout.unwrap_or(self.default_timeout);
         let deadline = timeout.map(|limit| Instant::now() + limit);
         let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
-        check_positional(function, args)?;
+        check_call(function, args, options)?;
         let slot = self
             .budget
             .acquire(args.as_bytes().len(), deadline)
@@ -224,7 +224,7 @@ impl Connection {
 
     /// Asks the worker to exit; no reply is expected.
     pub async fn send_shutdown(&self) -> Result<(), Error> {
-        self.send(encode_shutdown()).await
+        self.send(encode_shutdown(self.auth_token.as_ref())).await
     }
 }
 
