@@ -40,6 +40,10 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<EncodedValue, CallError> {
     EncodedValue::encode(value).map_err(|err| CallError::new(err.to_string()))
 }
 
+fn reply_value(value: &Value) -> Result<EncodedValue, CallError> {
+    EncodedValue::from_value(value).map_err(|err| CallError::new(err.to_string()))
+}
+
 fn number(call: &IncomingCall, index: usize, name: &str) -> Result<Value, CallError> {
     let value: Value = call.arg(index, name)?;
     if value.is_number() {
@@ -89,7 +93,7 @@ impl Worker for FuzzWorker {
                     i64::checked_add,
                     |x, y| x + y,
                 );
-                Ok(EncodedValue::from_value(&sum))
+                reply_value(&sum)
             }
             "multiply" => {
                 let product = arithmetic(
@@ -98,7 +102,7 @@ impl Worker for FuzzWorker {
                     i64::checked_mul,
                     |x, y| x * y,
                 );
-                Ok(EncodedValue::from_value(&product))
+                reply_value(&product)
             }
             "divide" => {
                 let (a, b): (f64, f64) = (call.arg(0, "a")?, call.arg(1, "b")?);
@@ -131,12 +135,10 @@ impl Worker for FuzzWorker {
                     length: size,
                 })
             }
-            "get_metadata" => Ok(EncodedValue::from_value(&Value::Map(call.context.metadata))),
+            "get_metadata" => reply_value(&Value::Map(call.context.metadata)),
             "first_of" => {
                 let list: Vec<Value> = call.arg(0, "list")?;
-                Ok(EncodedValue::from_value(
-                    list.first().unwrap_or(&Value::Nil),
-                ))
+                reply_value(list.first().unwrap_or(&Value::Nil))
             }
             "sum_list" => {
                 let list: Vec<i64> = call.arg(0, "list")?;

@@ -20,7 +20,7 @@ struct Demo;
 const FUNCTIONS: &[&str] = &["add", "echo", "sleep", "metadata", "argv", "fail"];
 
 fn encode(value: &Value) -> Result<EncodedValue, CallError> {
-    Ok(EncodedValue::from_value(value))
+    EncodedValue::from_value(value).map_err(|err| CallError::new(err.to_string()))
 }
 
 #[multifrost::async_trait]

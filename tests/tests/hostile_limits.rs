@@ -103,12 +103,15 @@ async fn an_over_limit_call_through_the_parent_fails_with_the_limit_named() {
         .call_dyn::<Value>("echo", (ByteBuf::from(vec![1u8; TEN_MIB + 1]),))
         .await
         .unwrap_err();
+    // The parent applies the receive limits before sending: nothing reaches the child.
     match &err {
-        Error::Remote { message, .. } => assert!(
-            message.contains("exceeds the limit of 10485760 bytes"),
-            "{message}"
+        Error::Encode { reason, .. } => assert!(
+            reason.contains(
+                "argument 1: str or bin of 10485761 bytes exceeds the limit of 10485760 bytes"
+            ),
+            "{reason}"
         ),
-        other => panic!("expected a remote error naming the limit, got {other:?}"),
+        other => panic!("expected an encode error naming the limit, got {other:?}"),
     }
     assert_eq!(handle.call_dyn::<i64>("add", (20, 22)).await.unwrap(), 42);
     assert_eq!(handle.pending_calls(), 0);

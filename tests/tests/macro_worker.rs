@@ -117,8 +117,10 @@ async fn call_dyn_reaches_the_same_worker_with_precise_argument_errors() {
             .contains("argument 1 (a): expected i64, got float 2.5"),
         "{fraction}"
     );
+    // Sent as uint64 (as a Python parent does, unchecked): the typed child refuses it.
+    let wide = CallOptions::new().wide_integers();
     let too_big = math
-        .call_dyn::<i64>("add", (u64::MAX, 1))
+        .call_dyn_with::<i64>("add", (u64::MAX, 1), &wide)
         .await
         .unwrap_err();
     assert!(

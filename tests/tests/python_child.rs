@@ -40,9 +40,15 @@ async fn integers_and_floats_round_trip() {
 
 #[tokio::test]
 async fn python_clamps_integers_above_i64_in_replies() {
-    // PROTOCOL.md section 3: Python replies clamp integers outside i64 without saying so.
+    // PROTOCOL.md section 3: Python replies clamp integers outside i64 without saying so. The
+    // parent refuses to send such an integer unless told the worker takes it: told so here,
+    // to watch the quirk.
     let (_worker, handle) = started().await;
-    let echoed: i64 = handle.call_dyn("echo", (u64::MAX,)).await.unwrap();
+    let wide = CallOptions::new().wide_integers();
+    let echoed: i64 = handle
+        .call_dyn_with("echo", (u64::MAX,), &wide)
+        .await
+        .unwrap();
     assert_eq!(echoed, i64::MAX);
     handle.stop().await;
 }

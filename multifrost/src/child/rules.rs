@@ -1,15 +1,19 @@
 //! The child's dispatch rules (PROTOCOL.md section 4) as one pure function: what to do with one
 //! received payload. The server acts on the [`Decision`]; the fuzzer drives the same function,
-//! so fuzzing tests the real rules.
+//! so fuzzing tests the real rules. And the rule for what a child sends back: [`check_reply`],
+//! applied to every worker by [`CheckedReplies`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use rmpv::Value;
 
-use super::worker::{CallContext, CallError, IncomingCall};
+use super::worker::{CallContext, CallError, IncomingCall, Worker};
 use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY};
 use crate::protocol::{
-    encode_heartbeat_reply, unix_now, Limits, MessageKind, RawMessage, DEFAULT_NAMESPACE,
+    encode_heartbeat_reply, quote, unix_now, EncodeError, EncodedValue, Limits, MessageKind,
+    RawMessage, DEFAULT_NAMESPACE,
 };
 
 /// What a child does with one received payload.
@@ -47,8 +51,11 @@ pub enum Ignored {
     NoId,
     /// A heartbeat over a limit: its metadata would be echoed back.
     HeartbeatOverLimit,
-    /// A message that acts, without the token this worker requires.
-    Unauthorized,
+    /// A `shutdown` without the worker's shared token: anyone who can reach the port could
+    /// stop the service otherwise.
+    UnauthorizedShutdown,
+    /// A `cancel` without the worker's shared token.
+    UnauthorizedCancel,
 }
 
 impl std::fmt::Display for Ignored {
@@ -59,7 +66,12 @@ impl std::fmt::Display for Ignored {
             Ignored::NotForAChild => f.write_str("a message type a child does not act on"),
             Ignored::NoId => f.write_str("a call without 'id': nobody could match its reply"),
             Ignored::HeartbeatOverLimit => f.write_str("a heartbeat over a limit"),
-            Ignored::Unauthorized => f.write_str("a message without the required token"),
+            Ignored::UnauthorizedShutdown => {
+                f.write_str("a shutdown without the shared token in metadata.auth_token")
+            }
+            Ignored::UnauthorizedCancel => {
+                f.write_str("a cancel without the shared token in metadata.auth_token")
+            }
         }
     }
 }
@@ -74,20 +86,6 @@ pub struct DispatchRules {
 }
 
 impl DispatchRules {
-    /// Whether `message` carries the token this worker requires (always, when it requires
-    /// none).
-    fn authorized(&self, message: &RawMessage) -> bool {
-        let Some(expected) = &self.auth_token else {
-            return true;
-        };
-        message
-            .metadata()
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
-            .and_then(|(_, v)| v.as_str())
-            == Some(expected.as_str())
-    }
-
     /// Rules for a worker answering in `namespace` with `functions`, requiring `auth_token` in
     /// every call when set.
     pub fn new(
@@ -119,10 +117,13 @@ impl DispatchRules {
                 Decision::Ignore(Ignored::HeartbeatOverLimit)
             }
             MessageKind::Heartbeat => Decision::Heartbeat(encode_heartbeat_reply(&message)),
+            MessageKind::Shutdown if !self.authorized(&message.metadata()) => {
+                Decision::Ignore(Ignored::UnauthorizedShutdown)
+            }
             MessageKind::Shutdown => Decision::Stop,
             MessageKind::Cancel => match message.id.clone() {
-                Some(id) if self.authorized(&message) => Decision::Cancel(id),
-                Some(_) => Decision::Ignore(Ignored::Unauthorized),
+                Some(id) if self.authorized(&message.metadata()) => Decision::Cancel(id),
+                Some(_) => Decision::Ignore(Ignored::UnauthorizedCancel),
                 None => Decision::Ignore(Ignored::NoId),
             },
             _ => Decision::Ignore(Ignored::NotForAChild),
@@ -149,7 +150,7 @@ impl DispatchRules {
             Some(other) => {
                 return refuse(CallError::new(format!(
                     "Namespace mismatch: call for namespace '{}' reached worker in namespace '{}'",
-                    other.as_deref().unwrap_or("nil"),
+                    quote(other.as_deref().unwrap_or("nil"), CallError::MAX_QUOTED),
                     self.namespace
                 )))
             }
@@ -163,12 +164,12 @@ impl DispatchRules {
         if !self.functions.contains(&function) {
             return refuse(CallError::function_not_found(&function));
         }
-        if !self.authorized(&message) {
+        let metadata = message.metadata();
+        if !self.authorized(&metadata) {
             return refuse(CallError::new(
                 "Unauthorized: this worker requires a shared token in metadata.auth_token",
             ));
         }
-        let metadata = message.metadata();
         let deadline = metadata
             .iter()
             .find(|(k, _)| k.as_str() == Some(DEADLINE_KEY))
@@ -183,8 +184,12 @@ impl DispatchRules {
                 )));
             }
         }
+        let args = message.args().unwrap_or_default();
+        if let Some(error) = non_string_keys(&function, &args, message.metadata_value()) {
+            return refuse(error);
+        }
         Decision::Dispatch(IncomingCall {
-            args: message.args().unwrap_or_default(),
+            args,
             context: CallContext {
                 id,
                 namespace: message
@@ -198,5 +203,192 @@ impl DispatchRules {
             },
             function,
         })
+    }
+
+    /// Whether a message carries the shared token, when the worker requires one.
+    fn authorized(&self, metadata: &[(Value, Value)]) -> bool {
+        let Some(expected) = &self.auth_token else {
+            return true;
+        };
+        let given = metadata
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
+            .and_then(|(_, v)| v.as_str());
+        given == Some(expected.as_str())
+    }
+}
+
+/// The error for a call whose arguments or metadata hold a map key that is not a str, naming
+/// where. The portable contract has str keys only (PROTOCOL.md section 3); accepting them would
+/// echo them back to a parent that cannot decode them (Python drops such a reply).
+fn non_string_keys(
+    function: &str,
+    args: &[EncodedValue],
+    metadata: Option<EncodedValue>,
+) -> Option<CallError> {
+    // The parse recorded whether each value has one: nothing is walked for a clean call.
+    let limits = Limits::default();
+    if let Some((index, arg)) = args
+        .iter()
+        .enumerate()
+        .find(|(_, arg)| arg.summary().non_string_key)
+    {
+        let error = arg.check_sendable(0, &limits, true).err()?;
+        let at = match error.at() {
+            Some(at) if !at.0.is_empty() => format!(", at {at}"),
+            _ => String::new(),
+        };
+        return Some(CallError::new(format!(
+            "{function}: argument {}{at}: map key {}",
+            index + 1,
+            non_string_key_problem(&error)
+        )));
+    }
+    let metadata = metadata.filter(|metadata| metadata.summary().non_string_key)?;
+    let error = metadata.check_sendable(0, &limits, true).err()?;
+    Some(CallError::new(format!("{function}: metadata: {error}")))
+}
+
+fn non_string_key_problem(error: &EncodeError) -> String {
+    match error {
+        EncodeError::NonStringKey { key, .. } => {
+            format!("{key} is not a string; map keys must be strings")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Checks what a worker returned before it is sent back: within the receive limits every
+/// implementation enforces ([`Limits::default`], the result sitting at level 2 of the reply),
+/// with str map keys only, and with integers within i64 unless `wide_integers` (for parents
+/// known to take them: a Rust parent does). PROTOCOL.md section 3. The error names the
+/// function and where the problem is, and is sent as the error reply instead.
+pub fn check_reply(
+    function: &str,
+    result: &EncodedValue,
+    wide_integers: bool,
+) -> Result<(), CallError> {
+    let limits = Limits::default();
+    result
+        .check_sendable(1, &limits, wide_integers)
+        .map_err(|err| CallError::new(format!("{function}: cannot send the result: {err}")))?;
+    // The reply's own keys and ids take a few hundred bytes.
+    let size = result.as_bytes().len() + 256;
+    if size > limits.max_message_len {
+        return Err(CallError::new(format!(
+            "{function}: cannot send the result: a reply of about {size} bytes exceeds the \
+             limit of {} bytes",
+            limits.max_message_len
+        )));
+    }
+    Ok(())
+}
+
+/// A worker whose results pass [`check_reply`] before they are sent: what a child serves, so
+/// that no worker, typed or written by hand, can answer with a value its parent would refuse,
+/// drop or misread.
+pub(crate) struct CheckedReplies<W> {
+    worker: Arc<W>,
+    wide_integers: bool,
+}
+
+impl<W> CheckedReplies<W> {
+    pub fn new(worker: Arc<W>, wide_integers: bool) -> CheckedReplies<W> {
+        CheckedReplies {
+            worker,
+            wide_integers,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<W: Worker> Worker for CheckedReplies<W> {
+    fn namespace(&self) -> &str {
+        self.worker.namespace()
+    }
+
+    fn list_functions(&self) -> Vec<String> {
+        self.worker.list_functions()
+    }
+
+    async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
+        let function = call.function.clone();
+        let result = self.worker.clone().dispatch(call).await?;
+        check_reply(&function, &result, self.wide_integers)?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{encode_shutdown, MessageWriter};
+
+    fn rules(token: Option<&str>) -> DispatchRules {
+        DispatchRules::new(
+            ["echo".to_owned()],
+            DEFAULT_NAMESPACE,
+            token.map(str::to_owned),
+            Limits::default(),
+        )
+    }
+
+    #[test]
+    fn a_shutdown_needs_the_token_when_the_worker_has_one() {
+        let token = EncodedValue::encode("s3cret").unwrap();
+        let wrong = EncodedValue::encode("guess").unwrap();
+        let guarded = rules(Some("s3cret"));
+        for stranger in [encode_shutdown(None), encode_shutdown(Some(&wrong))] {
+            assert!(matches!(
+                guarded.decide(stranger.into()),
+                Decision::Ignore(Ignored::UnauthorizedShutdown)
+            ));
+        }
+        assert!(matches!(
+            guarded.decide(encode_shutdown(Some(&token)).into()),
+            Decision::Stop
+        ));
+        assert!(matches!(
+            rules(None).decide(encode_shutdown(None).into()),
+            Decision::Stop
+        ));
+    }
+
+    #[test]
+    fn a_call_with_a_non_string_map_key_is_refused_naming_where() {
+        let arg = EncodedValue::from_value(&Value::Map(vec![(
+            Value::from("outer"),
+            Value::Map(vec![(Value::from(7), Value::from("x"))]),
+        )]))
+        .unwrap();
+        let mut writer = MessageWriter::new(MessageKind::Call, "id-1", 2, 16);
+        writer.str_field("function", "echo");
+        writer.array_field("args", [&[0xc0][..], arg.as_bytes()].into_iter());
+        match rules(None).decide(writer.finish().into()) {
+            Decision::Refuse { id, error } => {
+                assert_eq!(id, "id-1");
+                assert_eq!(
+                    error.message(),
+                    "echo: argument 2, at [\"outer\"]: map key int 7 is not a string; map keys \
+                     must be strings"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_long_unknown_name_is_quoted_briefly() {
+        let name = "n".repeat(100_000);
+        let mut writer = MessageWriter::new(MessageKind::Call, "id-2", 2, 16);
+        writer.str_field("function", &name);
+        writer.array_field("args", std::iter::empty());
+        match rules(None).decide(writer.finish().into()) {
+            Decision::Refuse { error, .. } => {
+                assert!(error.message().len() < 400, "{}", error.message().len());
+                assert!(error.message().ends_with("… (100000 bytes)' not found"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }

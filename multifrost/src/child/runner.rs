@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::output::{capture_stdio, write_fatal};
+use super::rules::CheckedReplies;
 use super::serve::Server;
 use super::worker::Worker;
 use crate::error::{Error, Result};
@@ -36,6 +37,7 @@ pub struct ChildRunner<W> {
     auth_token: Option<String>,
     bind_address: std::net::IpAddr,
     registry: Option<Registry>,
+    wide_integers: bool,
 }
 
 impl<W: Worker> ChildRunner<W> {
@@ -49,7 +51,23 @@ impl<W: Worker> ChildRunner<W> {
             auth_token: std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty()),
             bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
             registry: None,
+            wide_integers: false,
         }
+    }
+
+    /// Whether results may hold integers outside i64 (msgpack uint64 above i64::MAX); default
+    /// false. Only a Rust parent takes them: a Python parent silently gets them clamped and a
+    /// Node parent never gets an answer (PROTOCOL.md section 3). Without it such a result is
+    /// answered with an error reply naming the function and where the integer is; enable it
+    /// for a worker whose parents are all Rust. Arguments outside i64 are accepted either way.
+    pub fn wide_integers(mut self, enabled: bool) -> Self {
+        self.wide_integers = enabled;
+        self
+    }
+
+    /// The worker as served: its results checked before they are sent.
+    fn checked_worker(&self) -> Arc<CheckedReplies<W>> {
+        Arc::new(CheckedReplies::new(self.worker.clone(), self.wide_integers))
     }
 
     /// Limits applied to received calls (defaults: those of the Python implementation).
@@ -129,7 +147,7 @@ impl<W: Worker> ChildRunner<W> {
             .connect(&endpoint)
             .await
             .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-        Server::new(self.worker, self.limits, self.auth_token)
+        Server::new(self.checked_worker(), self.limits, self.auth_token)
             .serve(socket, monitor, output, true)
             .await
     }
@@ -148,7 +166,7 @@ impl<W: Worker> ChildRunner<W> {
         let served = match socket.bind(&endpoint).await {
             Ok(_) => {
                 tracing::info!(service_id, %endpoint, "service registered and listening");
-                Server::new(self.worker, self.limits, self.auth_token)
+                Server::new(self.checked_worker(), self.limits, self.auth_token)
                     .serve(socket, monitor, None, false)
                     .await
             }

@@ -215,7 +215,9 @@ impl<W: Worker> Server<W> {
             return;
         };
         match self.rules.decide(payload) {
-            Decision::Ignore(why @ Ignored::Malformed(_)) => tracing::warn!("ignoring {why}"),
+            Decision::Ignore(why @ (Ignored::Malformed(_) | Ignored::UnauthorizedShutdown)) => {
+                tracing::warn!("ignoring {why}")
+            }
             Decision::Ignore(why @ (Ignored::NoId | Ignored::HeartbeatOverLimit)) => {
                 self.remember_parent(&routing_id);
                 tracing::warn!("ignoring {why}");
@@ -249,7 +251,7 @@ impl<W: Worker> Server<W> {
                     let _ = cancel.send(());
                 }
             }
-            Decision::Ignore(why @ Ignored::Unauthorized) => tracing::warn!("ignoring {why}"),
+            Decision::Ignore(why @ Ignored::UnauthorizedCancel) => tracing::warn!("ignoring {why}"),
         }
     }
 

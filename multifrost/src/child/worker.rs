@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rmpv::Value;
 
 use crate::protocol::contract::{CORRELATION_ID_KEY, DEADLINE_KEY};
-use crate::protocol::{EncodedValue, DEFAULT_NAMESPACE};
+use crate::protocol::{quote, EncodedValue, DEFAULT_NAMESPACE};
 
 /// A set of functions that parents can call.
 ///
@@ -149,6 +149,11 @@ pub struct CallError {
 }
 
 impl CallError {
+    /// The most bytes of received text (a function name, a namespace) an error quotes: the
+    /// rest is cut with an ellipsis, so that an error about a 10 MiB name is not itself over
+    /// the receive limit of its caller.
+    pub const MAX_QUOTED: usize = 256;
+
     /// An error with this exact text on the wire.
     pub fn new(message: impl Into<String>) -> CallError {
         CallError {
@@ -168,14 +173,21 @@ impl CallError {
         CallError { message }
     }
 
-    /// `Function '<name>' not found`, as every implementation words it.
+    /// `Function '<name>' not found`, as every implementation words it (a name longer than
+    /// [`MAX_QUOTED`](Self::MAX_QUOTED) bytes is cut).
     pub fn function_not_found(name: &str) -> CallError {
-        CallError::new(format!("Function '{name}' not found"))
+        CallError::new(format!(
+            "Function '{}' not found",
+            quote(name, Self::MAX_QUOTED)
+        ))
     }
 
-    /// `Cannot call private method '<name>'`.
+    /// `Cannot call private method '<name>'` (a long name is cut, as above).
     pub fn private_method(name: &str) -> CallError {
-        CallError::new(format!("Cannot call private method '{name}'"))
+        CallError::new(format!(
+            "Cannot call private method '{}'",
+            quote(name, Self::MAX_QUOTED)
+        ))
     }
 
     /// The text sent on the wire.

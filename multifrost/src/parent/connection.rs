@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 use super::in_flight::{InFlightBudget, NoSlot, Slot};
-use super::options::{check_positional, CallOptions};
+use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
 use crate::error::Error;
@@ -187,7 +187,7 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<EncodedValue, Error> {
         let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
-        check_positional(function, args)?;
+        check_call(function, args, options)?;
         let slot = self
             .budget
             .acquire(args.as_bytes().len(), deadline)
@@ -266,7 +266,7 @@ impl Connection {
 
     /// Asks the worker to exit; no reply is expected.
     pub async fn send_shutdown(&self) -> Result<(), Error> {
-        self.send(encode_shutdown()).await
+        self.send(encode_shutdown(self.auth_token.as_ref())).await
     }
 }
 

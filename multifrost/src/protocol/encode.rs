@@ -9,7 +9,11 @@ use super::contract::{
     APP_ID, AUTH_TOKEN_KEY, DEADLINE_KEY, HB_RESPONSE_KEY, HB_TIMESTAMP_KEY, TIMESTAMP_SENT_KEY,
 };
 use super::message::{MessageKind, RawMessage};
-use super::value::EncodedValue;
+use super::value::{quote, EncodedValue};
+
+/// The longest error text a reply carries, in bytes: far below the 10 MiB that every receiver
+/// takes for one str, however long the error a worker returned (a longer text is cut).
+pub const MAX_ERROR_TEXT: usize = 1024 * 1024;
 
 /// Seconds since the Unix epoch, as every message's `timestamp`.
 pub fn unix_now() -> f64 {
@@ -102,10 +106,12 @@ pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
     writer.finish()
 }
 
-/// Encodes an `error` reply.
+/// Encodes an `error` reply; a text over [`MAX_ERROR_TEXT`] is cut, so the reply stays within
+/// what the caller accepts.
 pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
+    let error = quote(error, MAX_ERROR_TEXT);
     let mut writer = MessageWriter::new(MessageKind::Error, id, 1, error.len());
-    writer.str_field("error", error);
+    writer.str_field("error", &error);
     writer.finish()
 }
 
@@ -116,9 +122,17 @@ pub fn encode_output(kind: MessageKind, output: &str) -> Vec<u8> {
     writer.finish()
 }
 
-/// Encodes a `shutdown` message.
-pub fn encode_shutdown() -> Vec<u8> {
-    MessageWriter::new(MessageKind::Shutdown, &new_id(), 0, 0).finish()
+/// Encodes a `shutdown` message, with `metadata.auth_token` when the child requires a token (a
+/// child with a token ignores a shutdown without it, like any call without it).
+pub fn encode_shutdown(auth_token: Option<&EncodedValue>) -> Vec<u8> {
+    match auth_token {
+        None => MessageWriter::new(MessageKind::Shutdown, &new_id(), 0, 0).finish(),
+        Some(token) => {
+            let mut writer = MessageWriter::new(MessageKind::Shutdown, &new_id(), 1, 64);
+            writer.map_field("metadata", [(AUTH_TOKEN_KEY, token.as_bytes())].into_iter());
+            writer.finish()
+        }
+    }
 }
 
 /// Encodes a `cancel` (an extension that v4 peers ignore) for the call `id`: the parent stopped

@@ -172,6 +172,59 @@ fn is_str_or_bin(marker: u8) -> bool {
     matches!(marker, 0xa0..=0xbf | 0xc4..=0xc6 | 0xd9..=0xdb)
 }
 
+fn is_str(marker: u8) -> bool {
+    matches!(marker, 0xa0..=0xbf | 0xd9..=0xdb)
+}
+
+fn is_map(marker: u8) -> bool {
+    matches!(marker, 0x80..=0x8f | 0xde | 0xdf)
+}
+
+/// What one scan learnt about a value: the sizes that [`Limits`] bound, and the traits that the
+/// portable value contract (PROTOCOL.md section 3) refuses or rewrites. The scan that validates
+/// a value fills it at no extra pass, so a sender checks a value against any position in a
+/// message without walking it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// Deepest nesting of arrays and maps inside the value: 0 for a scalar, 1 for `[1]`.
+    pub depth: u32,
+    /// Most items in one of its arrays, or entries in one of its maps.
+    pub items: u32,
+    /// Longest str or bin in it, in bytes.
+    pub str_bin_len: u32,
+    /// It holds an integer above i64::MAX (msgpack uint64), which only a Rust peer takes.
+    pub wide_integer: bool,
+    /// It holds a map key that is not a str.
+    pub non_string_key: bool,
+    /// It holds a NaN or an infinity.
+    pub non_finite: bool,
+}
+
+impl Summary {
+    /// The first limit the value breaks when it sits `level` levels deep in a message (0 for a
+    /// value on its own, 1 for `args` or `result`, whose container is the message's map).
+    pub fn check(&self, limits: &Limits, level: usize) -> Result<(), DecodeError> {
+        if self.str_bin_len as usize > limits.max_str_bin_len {
+            return Err(DecodeError::StrBinTooLong {
+                len: self.str_bin_len as usize,
+                limit: limits.max_str_bin_len,
+            });
+        }
+        if self.items as usize > limits.max_items {
+            return Err(DecodeError::TooManyItems {
+                len: self.items as usize,
+                limit: limits.max_items,
+            });
+        }
+        if level + self.depth as usize > limits.max_depth {
+            return Err(DecodeError::TooDeep {
+                limit: limits.max_depth,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Walks one complete value starting at `*pos` and returns the position just past it.
 ///
 /// `depth` is the nesting level of the value's container (0 for a top-level value). Structure
@@ -179,39 +232,71 @@ fn is_str_or_bin(marker: u8) -> bool {
 /// limit ([`DecodeError::TooDeep`]), which keeps the walk's memory bounded by `max_depth`. The
 /// other limit violations are recorded in `violation` (the first one wins) and the walk goes on,
 /// so that the caller can still read the rest of the message, such as the call id to answer.
+/// What the walk learns about the value is merged into `summary`.
 pub(crate) fn skip_value(
     buf: &[u8],
     mut pos: usize,
     depth: usize,
     limits: &Limits,
     violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
-    // Remaining child values per open container: a heap stack, never the call stack.
-    let mut open: Vec<usize> = Vec::new();
+    // Per open container: the child values it has left and whether it is a map. A heap stack,
+    // never the call stack.
+    let mut open: Vec<(usize, bool)> = Vec::new();
     let mut remaining = 1usize;
+    let mut in_map = false;
     loop {
         while remaining == 0 {
             match open.pop() {
-                Some(parent) => remaining = parent,
+                Some(parent) => (remaining, in_map) = parent,
                 None => return Ok(pos),
             }
         }
+        // A map's children alternate key, value, starting with a key at an even count.
+        let is_key = in_map && remaining.is_multiple_of(2);
         remaining -= 1;
         let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
+        if is_key && !is_str(marker) {
+            summary.non_string_key = true;
+        }
         match read_header(buf, &mut pos)? {
             Header::Leaf { skip } => {
-                if is_str_or_bin(marker) && skip > limits.max_str_bin_len {
-                    violation.get_or_insert(DecodeError::StrBinTooLong {
-                        len: skip,
-                        limit: limits.max_str_bin_len,
-                    });
+                if is_str_or_bin(marker) {
+                    summary.str_bin_len = summary.str_bin_len.max(skip as u32);
+                    if skip > limits.max_str_bin_len {
+                        violation.get_or_insert(DecodeError::StrBinTooLong {
+                            len: skip,
+                            limit: limits.max_str_bin_len,
+                        });
+                    }
                 }
                 if buf.len() - pos < skip {
                     return Err(DecodeError::Truncated);
                 }
+                match marker {
+                    // uint64 with its top bit set: above i64::MAX.
+                    0xcf if buf[pos] & 0x80 != 0 => summary.wide_integer = true,
+                    0xca => {
+                        let bits = u32::from_be_bytes([
+                            buf[pos],
+                            buf[pos + 1],
+                            buf[pos + 2],
+                            buf[pos + 3],
+                        ]);
+                        summary.non_finite |= !f32::from_bits(bits).is_finite();
+                    }
+                    0xcb => {
+                        let mut bits = [0u8; 8];
+                        bits.copy_from_slice(&buf[pos..pos + 8]);
+                        summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
+                    }
+                    _ => {}
+                }
                 pos += skip;
             }
             Header::Container { children, items } => {
+                summary.items = summary.items.max(items as u32);
                 if items > limits.max_items {
                     violation.get_or_insert(DecodeError::TooManyItems {
                         len: items,
@@ -230,8 +315,10 @@ pub(crate) fn skip_value(
                         limit: limits.max_depth,
                     });
                 }
-                open.push(remaining);
+                open.push((remaining, in_map));
+                summary.depth = summary.depth.max(open.len() as u32);
                 remaining = children;
+                in_map = is_map(marker);
             }
         }
     }
@@ -243,7 +330,14 @@ mod tests {
 
     fn scan(bytes: &[u8], limits: Limits) -> (Result<usize, DecodeError>, Option<DecodeError>) {
         let mut violation = None;
-        let end = skip_value(bytes, 0, 0, &limits, &mut violation);
+        let end = skip_value(
+            bytes,
+            0,
+            0,
+            &limits,
+            &mut violation,
+            &mut Summary::default(),
+        );
         (end, violation)
     }
 

@@ -9,7 +9,7 @@ use rmpv::Value;
 use std::ops::Range;
 
 use super::contract::APP_ID;
-use super::limits::{read_header, skip_value, DecodeError, Header, Limits};
+use super::limits::{read_header, skip_value, DecodeError, Header, Limits, Summary};
 use super::value::{decode_value, EncodedValue};
 
 /// The `type` of a message.
@@ -74,9 +74,10 @@ pub struct RawMessage {
     pub client_name: Option<String>,
     pub error: Option<String>,
     pub output: Option<String>,
-    args: Option<Vec<Range<usize>>>,
-    result: Option<Range<usize>>,
-    metadata: Option<Range<usize>>,
+    /// Each argument's bytes, with what the scan found in it.
+    args: Option<Vec<(Range<usize>, Summary)>>,
+    result: Option<(Range<usize>, Summary)>,
+    metadata: Option<(Range<usize>, Summary)>,
     /// The first limit the message broke, if any. Structure errors fail the parse instead.
     pub violation: Option<DecodeError>,
 }
@@ -125,16 +126,36 @@ impl RawMessage {
         };
         for _ in 0..entries {
             let key_start = pos;
-            let Some(key_end) = walk_entry(buf, pos, limits, &mut message.violation)? else {
+            let mut key_summary = Summary::default();
+            let walked = walk_entry(buf, pos, limits, &mut message.violation, &mut key_summary)?;
+            let Some(key_end) = walked else {
                 return Ok(message);
             };
             let value_start = key_end;
-            let walked = walk_entry(buf, value_start, limits, &mut message.violation)?;
+            let key = short_str(&buf[key_start..key_end]);
+            if key == Some("args") {
+                // One walk both validates the arguments and finds where each one is.
+                let Some((items, end)) = array_items(buf, value_start, limits, &mut message)?
+                else {
+                    return Ok(message);
+                };
+                message.args = Some(items);
+                pos = end;
+                continue;
+            }
+            let mut summary = Summary::default();
+            let walked = walk_entry(
+                buf,
+                value_start,
+                limits,
+                &mut message.violation,
+                &mut summary,
+            )?;
             let Some(value_end) = walked else {
                 return Ok(message);
             };
             pos = value_end;
-            let Some(key) = short_str(&buf[key_start..key_end]) else {
+            let Some(key) = key else {
                 continue; // Non-string keys at the top level mean nothing to us.
             };
             let span = value_start..value_end;
@@ -157,9 +178,8 @@ impl RawMessage {
                 "client_name" | "clientName" => message.client_name = text(),
                 "error" => message.error = text(),
                 "output" => message.output = text(),
-                "args" => message.args = Some(array_items(buf, span, limits)?),
-                "result" => message.result = Some(span),
-                "metadata" => message.metadata = Some(span),
+                "result" => message.result = Some((span, summary)),
+                "metadata" => message.metadata = Some((span, summary)),
                 _ => {}
             }
         }
@@ -179,7 +199,9 @@ impl RawMessage {
         self.args.as_ref().map(|spans| {
             spans
                 .iter()
-                .map(|span| EncodedValue::from_validated(self.frame.slice(span.clone())))
+                .map(|(span, summary)| {
+                    EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+                })
                 .collect()
         })
     }
@@ -188,7 +210,9 @@ impl RawMessage {
     /// `None`).
     pub fn result(&self) -> EncodedValue {
         match &self.result {
-            Some(span) => EncodedValue::from_validated(self.frame.slice(span.clone())),
+            Some((span, summary)) => {
+                EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+            }
             None => EncodedValue::nil(),
         }
     }
@@ -198,7 +222,7 @@ impl RawMessage {
         match self
             .metadata
             .as_ref()
-            .map(|span| decode_value(&self.frame[span.clone()]))
+            .map(|(span, _)| decode_value(&self.frame[span.clone()]))
         {
             Some(Ok(Value::Map(entries))) => entries,
             _ => Vec::new(),
@@ -207,7 +231,16 @@ impl RawMessage {
 
     /// The raw encoded `metadata` value, for echoing it back unchanged.
     pub fn metadata_bytes(&self) -> Option<&[u8]> {
-        self.metadata.as_ref().map(|span| &self.frame[span.clone()])
+        self.metadata
+            .as_ref()
+            .map(|(span, _)| &self.frame[span.clone()])
+    }
+
+    /// The `metadata` value still encoded, with what its scan found; `None` when absent.
+    pub(crate) fn metadata_value(&self) -> Option<EncodedValue> {
+        self.metadata.as_ref().map(|(span, summary)| {
+            EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+        })
     }
 }
 
@@ -220,8 +253,9 @@ fn walk_entry(
     pos: usize,
     limits: &Limits,
     violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
 ) -> Result<Option<usize>, DecodeError> {
-    match skip_value(buf, pos, 1, limits, violation) {
+    match skip_value(buf, pos, 1, limits, violation, summary) {
         Ok(end) => Ok(Some(end)),
         Err(too_deep @ DecodeError::TooDeep { .. }) => {
             violation.get_or_insert(too_deep);
@@ -247,14 +281,19 @@ fn text_at(buf: &[u8], span: Range<usize>) -> Option<String> {
         .map(|(text, _)| text.to_owned())
 }
 
-/// The byte ranges of the items of the array at `span`.
+/// The items of the `args` array starting at `start`, each with what its walk found, and the
+/// position past the array; `None` when an item nests deeper than the limit (recorded in the
+/// message's violation, as [`walk_entry`] does).
+#[allow(clippy::type_complexity)]
 fn array_items(
     buf: &[u8],
-    span: Range<usize>,
+    start: usize,
     limits: &Limits,
-) -> Result<Vec<Range<usize>>, DecodeError> {
-    let mut pos = span.start;
-    let count = match (buf[pos], read_header(buf, &mut pos)?) {
+    message: &mut RawMessage,
+) -> Result<Option<(Vec<(Range<usize>, Summary)>, usize)>, DecodeError> {
+    let mut pos = start;
+    let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
+    let count = match (marker, read_header(buf, &mut pos)?) {
         (0x90..=0x9f | 0xdc | 0xdd, Header::Container { items, .. }) => items,
         _ => {
             return Err(DecodeError::Unexpected(
@@ -262,12 +301,36 @@ fn array_items(
             ))
         }
     };
-    let mut items = Vec::with_capacity(count.min(limits.max_items));
-    let mut ignored = None;
-    for _ in 0..count {
-        let end = skip_value(buf, pos, 2, limits, &mut ignored)?;
-        items.push(pos..end);
-        pos = end;
+    if count > limits.max_items {
+        message.violation.get_or_insert(DecodeError::TooManyItems {
+            len: count,
+            limit: limits.max_items,
+        });
     }
-    Ok(items)
+    // Every item takes at least one byte: a larger count is a lie.
+    if count > buf.len() - pos {
+        return Err(DecodeError::Truncated);
+    }
+    if limits.max_depth < 2 {
+        message.violation.get_or_insert(DecodeError::TooDeep {
+            limit: limits.max_depth,
+        });
+        return Ok(None);
+    }
+    let mut items = Vec::with_capacity(count.min(limits.max_items));
+    for _ in 0..count {
+        let mut summary = Summary::default();
+        match skip_value(buf, pos, 2, limits, &mut message.violation, &mut summary) {
+            Ok(end) => {
+                items.push((pos..end, summary));
+                pos = end;
+            }
+            Err(too_deep @ DecodeError::TooDeep { .. }) => {
+                message.violation.get_or_insert(too_deep);
+                return Ok(None);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(Some((items, pos)))
 }

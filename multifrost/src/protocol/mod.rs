@@ -5,6 +5,7 @@
 //! implementations.
 
 pub mod contract;
+mod depth_guard;
 mod encode;
 mod limits;
 mod message;
@@ -14,7 +15,11 @@ pub use contract::{APP_ID, DEFAULT_NAMESPACE};
 pub use encode::{
     encode_cancel, encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output,
     encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
+    MAX_ERROR_TEXT,
 };
 pub use limits::{DecodeError, Limits};
 pub use message::{MessageKind, RawMessage};
-pub use value::{describe, short_type_name, EncodedValue, ValueError};
+pub(crate) use value::quote;
+pub use value::{
+    describe, short_type_name, EncodeError, EncodedValue, PathSegment, ValueError, ValuePath,
+};

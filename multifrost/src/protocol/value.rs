@@ -7,62 +7,164 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 
-use super::limits::{skip_value, DecodeError, Limits};
+use super::depth_guard::DepthBudget;
+use super::limits::{skip_value, DecodeError, Limits, Summary};
 
 /// One msgpack-encoded value, ready to be placed in a message or decoded into a type.
 ///
 /// Encoding writes structs as maps with field names (what Python and Node expect) and turns
-/// NaN and infinities into nil, as every implementation does on the generic path.
-#[derive(Clone, PartialEq, Eq)]
-pub struct EncodedValue(Bytes);
+/// NaN and infinities into nil, as every implementation does on the generic path. It applies
+/// the receive limits of [`Limits::default`] (what every implementation can take), so a value
+/// that no peer would accept fails here, with an error naming the limit, rather than on the
+/// other side.
+///
+/// The scan that validates the bytes also records what the portable value contract
+/// (PROTOCOL.md section 3) looks at, so sending checks a value without walking it again.
+#[derive(Clone)]
+pub struct EncodedValue {
+    bytes: Bytes,
+    summary: Summary,
+}
+
+impl PartialEq for EncodedValue {
+    fn eq(&self, other: &Self) -> bool {
+        // The summary is a function of the bytes.
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for EncodedValue {}
 
 impl EncodedValue {
-    /// Encodes any `Serialize` value.
-    pub fn encode<T: Serialize + ?Sized>(
-        value: &T,
-    ) -> Result<EncodedValue, rmp_serde::encode::Error> {
+    /// Encodes any `Serialize` value, within the default [`Limits`] (the value on its own is
+    /// level 1 of the depth limit).
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<EncodedValue, EncodeError> {
+        let limits = Limits::default();
+        let budget = DepthBudget::new(limits.max_depth);
         let mut buf = Vec::with_capacity(16);
-        value.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())?;
-        Ok(EncodedValue(Bytes::from(sanitize_non_finite(buf))))
+        let mut serializer = rmp_serde::Serializer::new(&mut buf).with_struct_map();
+        if let Err(err) = value.serialize(budget.guard(&mut serializer)) {
+            if budget.exceeded() {
+                return Err(EncodeError::Limit {
+                    at: budget.top_index().map(ValuePath::index).unwrap_or_default(),
+                    limit: DecodeError::TooDeep {
+                        limit: limits.max_depth,
+                    },
+                });
+            }
+            return Err(EncodeError::Serialize(err.to_string()));
+        }
+        EncodedValue::checked(buf, &limits)
     }
 
-    /// Encodes a dynamic value.
-    pub fn from_value(value: &Value) -> EncodedValue {
+    /// Encodes a dynamic value, within the default [`Limits`].
+    pub fn from_value(value: &Value) -> Result<EncodedValue, EncodeError> {
+        let limits = Limits::default();
+        // rmpv's writer recurses once per level: refuse a value too deep for it first.
+        if let Some(at) = deeper_than(value, limits.max_depth) {
+            return Err(EncodeError::Limit {
+                at,
+                limit: DecodeError::TooDeep {
+                    limit: limits.max_depth,
+                },
+            });
+        }
         let mut buf = Vec::new();
         rmpv::encode::write_value(&mut buf, value).expect("Vec write");
-        EncodedValue(Bytes::from(sanitize_non_finite(buf)))
+        EncodedValue::checked(buf, &limits)
+    }
+
+    /// Validates bytes this process encoded, and turns NaN and infinities into nil.
+    fn checked(buf: Vec<u8>, limits: &Limits) -> Result<EncodedValue, EncodeError> {
+        let summary = scan(&buf, limits).map_err(|limit| {
+            let at = locate_limit(&buf, &limit, 0, limits);
+            EncodeError::Limit { at, limit }
+        })?;
+        let value = if summary.non_finite {
+            let buf = sanitize_non_finite(&buf);
+            let summary = scan(&buf, limits).map_err(|limit| EncodeError::Limit {
+                at: ValuePath::default(),
+                limit,
+            })?;
+            EncodedValue {
+                bytes: Bytes::from(buf),
+                summary,
+            }
+        } else {
+            EncodedValue {
+                bytes: Bytes::from(buf),
+                summary,
+            }
+        };
+        if value.bytes.len() > limits.max_message_len {
+            return Err(EncodeError::Limit {
+                at: ValuePath::default(),
+                limit: DecodeError::MessageTooLarge {
+                    len: value.bytes.len(),
+                    limit: limits.max_message_len,
+                },
+            });
+        }
+        Ok(value)
     }
 
     /// The encoded nil.
     pub fn nil() -> EncodedValue {
-        EncodedValue(Bytes::from_static(&[0xc0]))
+        EncodedValue {
+            bytes: Bytes::from_static(&[0xc0]),
+            summary: Summary::default(),
+        }
     }
 
-    /// Wraps bytes that hold exactly one msgpack value that was already validated.
-    pub(crate) fn from_validated(bytes: Bytes) -> EncodedValue {
-        EncodedValue(bytes)
+    /// Wraps bytes that hold exactly one msgpack value that was already validated, with what
+    /// that validation found.
+    pub(crate) fn from_validated(bytes: Bytes, summary: Summary) -> EncodedValue {
+        EncodedValue { bytes, summary }
     }
 
     /// Validates untrusted bytes as exactly one msgpack value within `limits`.
     pub fn from_bytes(bytes: Bytes, limits: &Limits) -> Result<EncodedValue, DecodeError> {
-        let mut violation = None;
-        let end = skip_value(&bytes, 0, 0, limits, &mut violation)?;
-        if let Some(violation) = violation {
-            return Err(violation);
-        }
-        if end != bytes.len() {
-            return Err(DecodeError::TrailingBytes);
-        }
-        Ok(EncodedValue(bytes))
+        let summary = scan(&bytes, limits)?;
+        Ok(EncodedValue { bytes, summary })
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn is_nil(&self) -> bool {
-        self.0[..] == [0xc0]
+        self.bytes[..] == [0xc0]
+    }
+
+    /// What the validation of these bytes found.
+    pub(crate) fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Checks that this value may be sent `level` levels deep in a message (1 for a call's
+    /// `args` or a reply's `result`, 2 for a metadata value) to any peer: within `limits`,
+    /// with str map keys only, and with integers within i64 unless `wide_integers` (only a
+    /// Rust peer takes those). Costs nothing when the value passes: the summary says so; the
+    /// error is worked out (where the value breaks the contract) only when it does not.
+    pub(crate) fn check_sendable(
+        &self,
+        level: usize,
+        limits: &Limits,
+        wide_integers: bool,
+    ) -> Result<(), EncodeError> {
+        let summary = &self.summary;
+        if let Err(limit) = summary.check(limits, level) {
+            let at = locate_limit(&self.bytes, &limit, level, limits);
+            return Err(EncodeError::Limit { at, limit });
+        }
+        if summary.non_string_key {
+            return Err(locate_non_string_key(&self.bytes));
+        }
+        if summary.wide_integer && !wide_integers {
+            return Err(locate_wide_integer(&self.bytes));
+        }
+        Ok(())
     }
 
     /// Decodes into `T`.
@@ -71,7 +173,7 @@ impl EncodedValue {
     /// way): when the strict decode fails, such floats are read as integers and the decode is
     /// retried, so `i64` parameters accept `3.0` while `f64` ones still accept `3`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        match rmp_serde::from_slice::<T>(&self.0) {
+        match rmp_serde::from_slice::<T>(&self.bytes) {
             Ok(value) => Ok(value),
             Err(strict) => {
                 let value = self.to_value();
@@ -84,7 +186,9 @@ impl EncodedValue {
                 Err(ValueError {
                     expected: short_type_name::<T>(),
                     got: describe(&value),
-                    detail: strict.to_string(),
+                    // The decoder quotes what it got (an unknown variant, a str): bound it, the
+                    // text goes back to the peer in an error reply.
+                    detail: quote(&strict.to_string(), 300).into_owned(),
                 })
             }
         }
@@ -92,7 +196,7 @@ impl EncodedValue {
 
     /// Decodes into a dynamic value.
     pub fn to_value(&self) -> Value {
-        decode_value(&self.0).unwrap_or(Value::Nil)
+        decode_value(&self.bytes).unwrap_or(Value::Nil)
     }
 }
 
@@ -100,6 +204,259 @@ impl fmt::Debug for EncodedValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EncodedValue({})", describe(&self.to_value()))
     }
+}
+
+/// Validates `bytes` as exactly one value within `limits`, as a value on its own.
+fn scan(bytes: &[u8], limits: &Limits) -> Result<Summary, DecodeError> {
+    let mut violation = None;
+    let mut summary = Summary::default();
+    let end = skip_value(bytes, 0, 0, limits, &mut violation, &mut summary)?;
+    if let Some(violation) = violation {
+        return Err(violation);
+    }
+    if end != bytes.len() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(summary)
+}
+
+/// `text`, cut to about `max` bytes with an ellipsis and its full length when longer: for error
+/// messages that quote received text, which must stay well within the receive limits.
+pub(crate) fn quote(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..cut], text.len()).into()
+}
+
+/// Why a value cannot be sent. Each variant says where in the value the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The value's `Serialize` implementation failed.
+    Serialize(String),
+    /// The value breaks a limit that receivers enforce ([`Limits`]).
+    Limit { at: ValuePath, limit: DecodeError },
+    /// An integer above i64::MAX: Python clamps it, Node never answers (PROTOCOL.md section
+    /// 3). Only a Rust peer takes it, when the sender allows wide integers.
+    WideInteger { at: ValuePath, value: u64 },
+    /// A map key that is not a str: Python drops the whole message (PROTOCOL.md section 3).
+    NonStringKey {
+        at: ValuePath,
+        /// The key, described (`int 1`).
+        key: String,
+    },
+}
+
+impl EncodeError {
+    /// Where in the value the problem is (empty for the value itself, or when unknown).
+    pub fn at(&self) -> Option<&ValuePath> {
+        match self {
+            EncodeError::Serialize(_) => None,
+            EncodeError::Limit { at, .. }
+            | EncodeError::WideInteger { at, .. }
+            | EncodeError::NonStringKey { at, .. } => Some(at),
+        }
+    }
+
+    fn problem(&self) -> String {
+        match self {
+            EncodeError::Serialize(reason) => reason.clone(),
+            EncodeError::Limit { limit, .. } => limit.to_string(),
+            EncodeError::WideInteger { value, .. } => format!(
+                "integer {value} is outside i64, which Python, Node and Go peers cannot take:                  send it as a string or bin (a Rust peer takes it when wide integers are allowed)"
+            ),
+            EncodeError::NonStringKey { key, .. } => format!(
+                "map key {key} is not a string; map keys must be strings for Python, Node and                  Go peers"
+            ),
+        }
+    }
+
+    /// The error as said of a call's positional arguments, which are the items of one
+    /// array: `argument 2, at ["x"]: ...`.
+    pub(crate) fn in_arguments(&self) -> String {
+        match self.at().and_then(|at| at.0.split_first()) {
+            Some((PathSegment::Index(index), [])) => {
+                format!("argument {}: {}", index + 1, self.problem())
+            }
+            Some((PathSegment::Index(index), rest)) => format!(
+                "argument {}, at {}: {}",
+                index + 1,
+                ValuePath(rest.to_vec()),
+                self.problem()
+            ),
+            _ => self.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at() {
+            Some(at) if !at.0.is_empty() => write!(f, "at {at}: {}", self.problem()),
+            _ => f.write_str(&self.problem()),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Where a part of a value sits: `[0]["name"][2]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValuePath(pub Vec<PathSegment>);
+
+impl ValuePath {
+    fn index(index: usize) -> ValuePath {
+        ValuePath(vec![PathSegment::Index(index)])
+    }
+}
+
+/// One step of a [`ValuePath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
+    /// An array item.
+    Index(usize),
+    /// The value under a str key.
+    Key(String),
+    /// The value under a key that is not a str, described (`int 1`).
+    OtherKey(String),
+}
+
+impl fmt::Display for ValuePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for segment in &self.0 {
+            match segment {
+                PathSegment::Index(index) => write!(f, "[{index}]")?,
+                PathSegment::Key(key) => write!(f, "[{:?}]", quote(key, 40))?,
+                PathSegment::OtherKey(key) => write!(f, "[{key}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path to a container nested deeper than `max_depth` in `value`, found without recursion.
+fn deeper_than(value: &Value, max_depth: usize) -> Option<ValuePath> {
+    // (value, its container depth counting itself, the index of the top-level item it is in)
+    let mut stack = vec![(value, 0usize, None::<usize>)];
+    while let Some((value, above, top)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Map(entries) => Box::new(entries.iter().flat_map(|(k, v)| [k, v])),
+            _ => continue,
+        };
+        let depth = above + 1;
+        if depth > max_depth {
+            return Some(top.map(ValuePath::index).unwrap_or_default());
+        }
+        let top_level = matches!(value, Value::Array(_)) && above == 0;
+        for (index, child) in children.enumerate() {
+            let top = if top_level { Some(index) } else { top };
+            stack.push((child, depth, top));
+        }
+    }
+    None
+}
+
+/// Finds the first part of `value` (depth first) for which `found` says something, with its
+/// path. `found` gets each value with its container depth (1 for the items of the top-level
+/// container), and each map key with `is_key`.
+fn find<T>(
+    value: &Value,
+    found: &mut dyn FnMut(&Value, usize, bool) -> Option<T>,
+) -> Option<(ValuePath, T)> {
+    fn walk<T>(
+        value: &Value,
+        depth: usize,
+        path: &mut Vec<PathSegment>,
+        found: &mut dyn FnMut(&Value, usize, bool) -> Option<T>,
+    ) -> Option<T> {
+        if let Some(hit) = found(value, depth, false) {
+            return Some(hit);
+        }
+        match value {
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(PathSegment::Index(index));
+                    if let Some(hit) = walk(item, depth + 1, path, found) {
+                        return Some(hit);
+                    }
+                    path.pop();
+                }
+            }
+            Value::Map(entries) => {
+                for (key, item) in entries {
+                    if let Some(hit) = found(key, depth + 1, true) {
+                        return Some(hit);
+                    }
+                    path.push(match key.as_str() {
+                        Some(text) => PathSegment::Key(text.to_owned()),
+                        None => PathSegment::OtherKey(describe(key)),
+                    });
+                    if let Some(hit) = walk(item, depth + 1, path, found) {
+                        return Some(hit);
+                    }
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+    // The bytes were validated: decoding is bounded by the depth limit (no deep recursion).
+    let mut path = Vec::new();
+    walk(value, 0, &mut path, found).map(|hit| (ValuePath(path), hit))
+}
+
+fn locate_limit(bytes: &[u8], limit: &DecodeError, level: usize, limits: &Limits) -> ValuePath {
+    let Ok(value) = decode_value(bytes) else {
+        return ValuePath::default();
+    };
+    let located = find(&value, &mut |part, depth, _| {
+        let hit = match (limit, part) {
+            (DecodeError::StrBinTooLong { .. }, Value::String(s)) => {
+                s.as_bytes().len() > limits.max_str_bin_len
+            }
+            (DecodeError::StrBinTooLong { .. }, Value::Binary(b)) => {
+                b.len() > limits.max_str_bin_len
+            }
+            (DecodeError::TooManyItems { .. }, Value::Array(items)) => {
+                items.len() > limits.max_items
+            }
+            (DecodeError::TooManyItems { .. }, Value::Map(entries)) => {
+                entries.len() > limits.max_items
+            }
+            (DecodeError::TooDeep { .. }, Value::Array(_) | Value::Map(_)) => {
+                level + depth + 1 > limits.max_depth
+            }
+            _ => false,
+        };
+        hit.then_some(())
+    });
+    located.map(|(at, ())| at).unwrap_or_default()
+}
+
+fn locate_non_string_key(bytes: &[u8]) -> EncodeError {
+    let value = decode_value(bytes).unwrap_or(Value::Nil);
+    let located = find(&value, &mut |part, _, is_key| {
+        (is_key && !part.is_str()).then(|| describe(part))
+    });
+    let (at, key) = located.unwrap_or_else(|| (ValuePath::default(), "(unknown)".into()));
+    EncodeError::NonStringKey { at, key }
+}
+
+fn locate_wide_integer(bytes: &[u8]) -> EncodeError {
+    let value = decode_value(bytes).unwrap_or(Value::Nil);
+    let located = find(&value, &mut |part, _, _| match part {
+        Value::Integer(int) if int.as_i64().is_none() => int.as_u64(),
+        _ => None,
+    });
+    let (at, value) = located.unwrap_or((ValuePath::default(), u64::MAX));
+    EncodeError::WideInteger { at, value }
 }
 
 /// A received value that does not fit the type asked for.
@@ -203,13 +560,10 @@ fn integral_floats_to_ints(value: &mut Value) -> bool {
     }
 }
 
-/// Replaces NaN and infinities with nil. Only re-encodes when the value has one.
-fn sanitize_non_finite(buf: Vec<u8>) -> Vec<u8> {
-    if !has_non_finite(&buf) {
-        return buf;
-    }
-    let Ok(mut value) = decode_value(&buf) else {
-        return buf;
+/// Replaces NaN and infinities with nil (the caller's scan found one).
+fn sanitize_non_finite(buf: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = decode_value(buf) else {
+        return buf.to_vec();
     };
     nan_to_nil(&mut value);
     let mut out = Vec::with_capacity(buf.len());
@@ -225,37 +579,6 @@ fn nan_to_nil(value: &mut Value) {
         Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| nan_to_nil(v)),
         _ => {}
     }
-}
-
-/// Scans encoded bytes for a non-finite float without decoding anything else.
-fn has_non_finite(buf: &[u8]) -> bool {
-    use super::limits::{read_header, Header};
-    let mut pos = 0;
-    while pos < buf.len() {
-        let marker = buf[pos];
-        let Ok(header) = read_header(buf, &mut pos) else {
-            return false;
-        };
-        match (marker, header) {
-            (0xca, _) => {
-                let bits = u32::from_be_bytes(buf[pos..pos + 4].try_into().unwrap_or([0; 4]));
-                if !f32::from_bits(bits).is_finite() {
-                    return true;
-                }
-                pos += 4;
-            }
-            (0xcb, _) => {
-                let bits = u64::from_be_bytes(buf[pos..pos + 8].try_into().unwrap_or([0; 8]));
-                if !f64::from_bits(bits).is_finite() {
-                    return true;
-                }
-                pos += 8;
-            }
-            (_, Header::Leaf { skip }) => pos += skip,
-            (_, Header::Container { .. }) => {}
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -326,5 +649,245 @@ mod tests {
     fn type_names_lose_their_paths() {
         assert_eq!(short_type_name::<Vec<String>>(), "Vec<String>");
         assert_eq!(short_type_name::<Option<i64>>(), "Option<i64>");
+    }
+
+    /// A value nested `levels` deep that costs nothing to build or drop: only serializing it
+    /// recurses.
+    struct Nested(usize);
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            if self.0 == 0 {
+                return serializer.serialize_none();
+            }
+            let mut seq = serializer.serialize_seq(Some(1))?;
+            seq.serialize_element(&Nested(self.0 - 1))?;
+            seq.end()
+        }
+    }
+
+    /// Dismantles a deep dynamic value level by level: its own drop would recurse.
+    fn drop_deep(mut value: Value) {
+        while let Value::Array(mut items) = value {
+            match items.pop() {
+                Some(inner) => value = inner,
+                None => return,
+            }
+        }
+    }
+
+    fn nested_value(levels: usize) -> Value {
+        let mut value = Value::Nil;
+        for _ in 0..levels {
+            value = Value::Array(vec![value]);
+        }
+        value
+    }
+
+    #[test]
+    fn a_value_nested_30000_deep_fails_to_encode_instead_of_overflowing_the_stack() {
+        // The test thread has a 2 MiB stack, as tokio's workers do.
+        let err = EncodedValue::encode(&(1, Nested(30_000))).unwrap_err();
+        assert_eq!(
+            err.in_arguments(),
+            "argument 2: nesting exceeds the depth limit of 256 levels"
+        );
+        let deep = nested_value(30_000);
+        let err = EncodedValue::from_value(&deep).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EncodeError::Limit {
+                    limit: DecodeError::TooDeep { limit: 256 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = EncodedValue::encode(&deep).unwrap_err();
+        assert!(err.to_string().contains("depth limit of 256"), "{err}");
+        drop_deep(deep);
+        // Exactly at the limit is fine, and the summary knows the depth.
+        let at_limit = EncodedValue::encode(&Nested(256)).unwrap();
+        assert_eq!(at_limit.summary().depth, 256);
+        assert!(EncodedValue::encode(&Nested(257)).is_err());
+    }
+
+    #[test]
+    fn option_and_newtype_chains_are_bounded_too() {
+        // No array or map at all, but one recursion per level.
+        struct Chain(usize);
+        impl Serialize for Chain {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self.0 {
+                    0 => serializer.serialize_unit(),
+                    n => serializer.serialize_newtype_struct("Chain", &Some(Chain(n - 1))),
+                }
+            }
+        }
+        assert!(EncodedValue::encode(&Chain(100)).is_ok());
+        let err = EncodedValue::encode(&Chain(100_000)).unwrap_err();
+        assert!(err.to_string().contains("depth limit"), "{err}");
+    }
+
+    #[test]
+    fn enum_variants_count_the_levels_their_encoding_has() {
+        #[derive(Serialize)]
+        enum Shape {
+            Unit,
+            Newtype(i64),
+            Tuple(i64, i64),
+            Struct { w: i64 },
+        }
+        for (shape, depth) in [
+            (Shape::Unit, 0),
+            (Shape::Newtype(1), 1),
+            (Shape::Tuple(1, 2), 2),
+            (Shape::Struct { w: 1 }, 2),
+        ] {
+            let encoded = EncodedValue::encode(&shape).unwrap();
+            let value = encoded.to_value();
+            assert_eq!(encoded.summary().depth, depth, "{value}");
+        }
+    }
+
+    #[test]
+    fn ext_values_still_encode() {
+        let ext = Value::Ext(5, vec![1, 2, 3]);
+        assert_eq!(EncodedValue::encode(&ext).unwrap().to_value(), ext);
+        assert_eq!(EncodedValue::from_value(&ext).unwrap().to_value(), ext);
+    }
+
+    #[test]
+    fn the_summary_flags_wide_integers_and_non_string_keys() {
+        let plain = EncodedValue::encode(&(i64::MAX, "x", vec![1.5])).unwrap();
+        assert_eq!(
+            *plain.summary(),
+            Summary {
+                depth: 2,
+                items: 3,
+                str_bin_len: 1,
+                ..Summary::default()
+            }
+        );
+        assert!(
+            EncodedValue::encode(&u64::MAX)
+                .unwrap()
+                .summary()
+                .wide_integer
+        );
+        assert!(
+            !EncodedValue::encode(&(i64::MAX as u64))
+                .unwrap()
+                .summary()
+                .wide_integer
+        );
+        let int_keys = std::collections::BTreeMap::from([(1, "a")]);
+        assert!(
+            EncodedValue::encode(&int_keys)
+                .unwrap()
+                .summary()
+                .non_string_key
+        );
+        // A str *value* in a map is not a key.
+        let str_keys = std::collections::BTreeMap::from([("a", 1)]);
+        assert!(
+            !EncodedValue::encode(&str_keys)
+                .unwrap()
+                .summary()
+                .non_string_key
+        );
+    }
+
+    #[test]
+    fn sending_names_where_a_value_breaks_the_contract() {
+        let limits = Limits::default();
+        let nested = Value::Map(vec![(
+            Value::from("scores"),
+            Value::Array(vec![Value::from(1), Value::from(u64::MAX)]),
+        )]);
+        let args = EncodedValue::from_value(&Value::Array(vec![Value::from(0), nested])).unwrap();
+        let err = args.check_sendable(1, &limits, false).unwrap_err();
+        assert_eq!(
+            err,
+            EncodeError::WideInteger {
+                at: ValuePath(vec![
+                    PathSegment::Index(1),
+                    PathSegment::Key("scores".into()),
+                    PathSegment::Index(1)
+                ]),
+                value: u64::MAX
+            }
+        );
+        assert!(
+            err.in_arguments().starts_with(
+                "argument 2, at [\"scores\"][1]: integer 18446744073709551615 is outside i64"
+            ),
+            "{}",
+            err.in_arguments()
+        );
+        assert!(args.check_sendable(1, &limits, true).is_ok());
+        let keys = EncodedValue::from_value(&Value::Array(vec![Value::Map(vec![(
+            Value::from(1),
+            Value::from("a"),
+        )])]))
+        .unwrap();
+        let err = keys.check_sendable(1, &limits, true).unwrap_err();
+        assert!(
+            err.in_arguments()
+                .starts_with("argument 1: map key int 1 is not a string"),
+            "{}",
+            err.in_arguments()
+        );
+    }
+
+    #[test]
+    fn the_depth_limit_counts_where_the_value_sits() {
+        let limits = Limits::default();
+        // 255 levels: fine as `args` (level 2 to 256), one too many as a metadata value.
+        let value = EncodedValue::encode(&Nested(255)).unwrap();
+        assert!(value.check_sendable(1, &limits, false).is_ok());
+        let err = value.check_sendable(2, &limits, false).unwrap_err();
+        assert!(
+            err.to_string().contains("depth limit of 256 levels"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn items_and_lengths_over_the_limits_fail_to_encode_naming_them() {
+        let err = EncodedValue::encode(&(vec![0u8; 100_001],)).unwrap_err();
+        assert_eq!(
+            err.in_arguments(),
+            "argument 1: array or map of 100001 items exceeds the limit of 100000 items"
+        );
+        let long = "x".repeat(Limits::DEFAULT_MAX_STR_BIN_LEN + 1);
+        let err = EncodedValue::encode(&(1, &long)).unwrap_err();
+        assert!(
+            err.in_arguments()
+                .starts_with("argument 2: str or bin of 10485761 bytes exceeds the limit"),
+            "{}",
+            err.in_arguments()
+        );
+    }
+
+    #[test]
+    fn decode_errors_quote_received_text_briefly() {
+        #[derive(serde::Deserialize, Debug)]
+        enum Mode {
+            #[allow(dead_code)]
+            Fast,
+        }
+        let long = "y".repeat(100_000);
+        let err = EncodedValue::encode(&long)
+            .unwrap()
+            .decode::<Mode>()
+            .unwrap_err();
+        assert!(
+            err.to_string().len() < 1000,
+            "{} bytes",
+            err.to_string().len()
+        );
     }
 }

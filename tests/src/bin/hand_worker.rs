@@ -32,6 +32,10 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<EncodedValue, CallError> {
     EncodedValue::encode(value).map_err(|err| CallError::new(err.to_string()))
 }
 
+fn reply_value(value: &Value) -> Result<EncodedValue, CallError> {
+    EncodedValue::from_value(value).map_err(|err| CallError::new(err.to_string()))
+}
+
 fn fibonacci(n: u64) -> u64 {
     let (mut a, mut b) = (0u64, 1u64);
     for _ in 0..n {
@@ -84,7 +88,7 @@ impl Worker for HandWorker {
                     i64::checked_add,
                     |x, y| x + y,
                 );
-                Ok(EncodedValue::from_value(&sum))
+                reply_value(&sum)
             }
             "multiply" => {
                 let product = arithmetic(
@@ -93,7 +97,7 @@ impl Worker for HandWorker {
                     i64::checked_mul,
                     |x, y| x * y,
                 );
-                Ok(EncodedValue::from_value(&product))
+                reply_value(&product)
             }
             "divide" => {
                 let (a, b): (f64, f64) = (call.arg(0, "a")?, call.arg(1, "b")?);
@@ -147,7 +151,7 @@ impl Worker for HandWorker {
                 }
                 reply(&count)
             }
-            "get_metadata" => Ok(EncodedValue::from_value(&Value::Map(call.context.metadata))),
+            "get_metadata" => reply_value(&Value::Map(call.context.metadata)),
             "panic" => panic!("deliberate panic: {}", call.arg::<String>(0, "message")?),
             "exit" => std::process::exit(call.arg(0, "code")?),
             other => Err(CallError::function_not_found(other)),
@@ -174,11 +178,13 @@ fn serde_json_like_info() -> Info {
     }
 }
 
-/// `hand_worker` serves in spawn mode; `hand_worker --service <id>` in connect mode.
+/// `hand_worker` serves in spawn mode; `hand_worker --service <id>` in connect mode;
+/// `--wide-integers` lets its results hold integers above i64::MAX (for Rust parents).
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let mut runner = multifrost::ChildRunner::new(HandWorker);
+    let mut runner = multifrost::ChildRunner::new(HandWorker)
+        .wide_integers(args.iter().any(|a| a == "--wide-integers"));
     if let Some(at) = args.iter().position(|a| a == "--service") {
         runner = runner.service_id(args.get(at + 1).expect("--service <id>").clone());
     }
