@@ -313,6 +313,7 @@ impl Metrics {
 /// know). Latencies are over the most recent calls (up to 1,024), in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsSnapshot {
+    /// Calls made, whatever their outcome.
     pub requests_total: u64,
     /// Calls that got a result.
     pub requests_success: u64,
@@ -322,11 +323,17 @@ pub struct MetricsSnapshot {
     /// Calls whose future was dropped before they ended (an outer timeout, a `select!` that
     /// took another branch). The worker was told to cancel them.
     pub requests_dropped: u64,
+    /// Mean latency of the recent calls, in milliseconds.
     pub latency_avg_ms: f64,
+    /// Median latency of the recent calls, in milliseconds.
     pub latency_p50_ms: f64,
+    /// 95th percentile latency of the recent calls, in milliseconds.
     pub latency_p95_ms: f64,
+    /// 99th percentile latency of the recent calls, in milliseconds.
     pub latency_p99_ms: f64,
+    /// Fastest recent call, in milliseconds.
     pub latency_min_ms: f64,
+    /// Slowest recent call, in milliseconds.
     pub latency_max_ms: f64,
     /// How many recent calls the latency figures cover.
     pub latency_window: usize,
@@ -334,10 +341,13 @@ pub struct MetricsSnapshot {
     pub in_flight: usize,
     /// The most calls ever in flight at once.
     pub max_in_flight: usize,
+    /// The circuit breaker's state now.
     pub circuit_state: CircuitState,
     /// How many times the circuit opened.
     pub circuit_breaker_trips: u64,
+    /// Round-trip time of the last answered heartbeat, in milliseconds.
     pub heartbeat_rtt_last_ms: f64,
+    /// Mean round-trip time of the answered heartbeats, in milliseconds.
     pub heartbeat_rtt_avg_ms: f64,
     /// Heartbeats that got no answer within the heartbeat timeout.
     pub heartbeat_misses: u64,

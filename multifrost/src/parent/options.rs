@@ -24,6 +24,8 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
+    /// Options that change nothing: the worker's default timeout, the typed client's namespace
+    /// (or `"default"`), no metadata.
     pub fn new() -> Self {
         Self::default()
     }

@@ -6,11 +6,14 @@ use std::sync::Arc;
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
+    /// The worker's standard output.
     Stdout,
+    /// The worker's standard error.
     Stderr,
 }
 
 impl OutputStream {
+    /// `STDOUT` or `STDERR`, as the prefix of a printed line says it.
     pub fn as_str(self) -> &'static str {
         match self {
             OutputStream::Stdout => "STDOUT",
@@ -24,6 +27,7 @@ impl OutputStream {
 pub struct OutputEvent<'a> {
     /// The worker's name.
     pub worker: &'a str,
+    /// The stream the line was written to.
     pub stream: OutputStream,
     /// The text, without its line ending.
     pub text: &'a str,

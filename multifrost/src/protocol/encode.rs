@@ -94,6 +94,7 @@ impl MessageWriter {
         self
     }
 
+    /// The encoded message.
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
@@ -170,11 +171,15 @@ pub fn encode_heartbeat_reply(request: &RawMessage) -> Vec<u8> {
 
 /// The fields of an outgoing `call`, borrowed from the caller.
 pub struct OutgoingCall<'a> {
+    /// The call's id (UUID v4 text).
     pub id: &'a str,
+    /// The function to call.
     pub function: &'a str,
     /// The positional arguments: one encoded msgpack array (or nil, for none).
     pub args: &'a EncodedValue,
+    /// The namespace to call in.
     pub namespace: &'a str,
+    /// The `client_name` the worker sees, if any.
     pub client_name: Option<&'a str>,
     /// How long the caller waits, sent as `metadata.deadline` in Unix seconds.
     pub timeout: Option<std::time::Duration>,

@@ -54,13 +54,31 @@ pub enum DecodeError {
     /// A marker byte that msgpack never uses (0xc1).
     ReservedMarker,
     /// A str or bin longer than [`Limits::max_str_bin_len`].
-    StrBinTooLong { len: usize, limit: usize },
+    StrBinTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
     /// An array or map with more than [`Limits::max_items`] entries.
-    TooManyItems { len: usize, limit: usize },
+    TooManyItems {
+        /// How many it has.
+        len: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
     /// Nesting deeper than [`Limits::max_depth`].
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The limit it broke.
+        limit: usize,
+    },
     /// A message larger than [`Limits::max_message_len`].
-    MessageTooLarge { len: usize, limit: usize },
+    MessageTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
     /// Bytes left over after the value.
     TrailingBytes,
     /// The value is well formed but not what the protocol expects here.

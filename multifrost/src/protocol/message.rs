@@ -15,12 +15,19 @@ use super::value::{decode_value, EncodedValue};
 /// The `type` of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
+    /// A call of a function (parent to child).
     Call,
+    /// A call's result (child to parent).
     Response,
+    /// A call's error (child to parent).
     Error,
+    /// A line of the child's standard output.
     Stdout,
+    /// A line of the child's standard error.
     Stderr,
+    /// A liveness probe, and its echo (both directions).
     Heartbeat,
+    /// A request to stop serving (parent to child).
     Shutdown,
     /// An extension of this implementation (v4 peers ignore it): the parent no longer waits
     /// for the call whose id the message carries.
@@ -30,6 +37,7 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The `type` string on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::Call => "call",
@@ -65,14 +73,19 @@ pub struct RawMessage {
     frame: Bytes,
     /// `app`, or `None` when absent (Python accepts a message without `app` as v4).
     pub app: Option<String>,
+    /// `id`: the message's own, or that of the call a reply answers.
     pub id: Option<String>,
+    /// `type`.
     pub kind: MessageKind,
+    /// `function`, in a call.
     pub function: Option<String>,
     /// `namespace`: `None` when absent, `Some(None)` when nil.
     pub namespace: Option<Option<String>>,
     /// `client_name`, or Node's `clientName`.
     pub client_name: Option<String>,
+    /// `error`, in an error reply.
     pub error: Option<String>,
+    /// `output`, in a stdout or stderr message.
     pub output: Option<String>,
     /// Each argument's bytes, with what the scan found in it.
     args: Option<Vec<(Range<usize>, Summary)>>,

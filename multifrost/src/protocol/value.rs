@@ -133,6 +133,7 @@ impl EncodedValue {
         &self.bytes
     }
 
+    /// Whether the value is nil.
     pub fn is_nil(&self) -> bool {
         self.bytes[..] == [0xc0]
     }
@@ -240,12 +241,23 @@ pub enum EncodeError {
     /// The value's `Serialize` implementation failed.
     Serialize(String),
     /// The value breaks a limit that receivers enforce ([`Limits`]).
-    Limit { at: ValuePath, limit: DecodeError },
+    Limit {
+        /// Where in the value.
+        at: ValuePath,
+        /// The limit it breaks.
+        limit: DecodeError,
+    },
     /// An integer above i64::MAX: Python clamps it, Node never answers (PROTOCOL.md section
     /// 3). Only a Rust peer takes it, when the sender allows wide integers.
-    WideInteger { at: ValuePath, value: u64 },
+    WideInteger {
+        /// Where in the value.
+        at: ValuePath,
+        /// The integer.
+        value: u64,
+    },
     /// A map key that is not a str: Python drops the whole message (PROTOCOL.md section 3).
     NonStringKey {
+        /// Where in the value.
         at: ValuePath,
         /// The key, described (`int 1`).
         key: String,
