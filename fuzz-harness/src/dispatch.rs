@@ -179,7 +179,7 @@ pub fn child_reply(
     match rules.decide(payload.to_vec().into()) {
         Decision::Ignore(_) | Decision::Stop | Decision::Cancel(_) => None,
         Decision::Refuse { id, error } => Some(encode_error(&id, error.message())),
-        Decision::Heartbeat(reply) => Some(reply),
+        Decision::Reply(reply) => Some(reply),
         Decision::Dispatch(call) => {
             let id = call.context.id.clone();
             Some(match run_now(worker.clone().dispatch(call)) {
@@ -201,7 +201,8 @@ fn rules() -> &'static [(Limits, DispatchRules); 2] {
                 FuzzWorker.namespace(),
                 None,
                 limits,
-            );
+            )
+            .describing(&FuzzWorker.describe());
             (limits, rules)
         })
     })

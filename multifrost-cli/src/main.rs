@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use multifrost::child::{Description, MethodDescription};
+use multifrost::protocol::contract::{DESCRIBE, LIST_FUNCTIONS};
 use multifrost::registry::Registry;
 use multifrost::{CallOptions, Dynamic, Error, Handle, ParentWorker, Value};
 
@@ -70,6 +72,34 @@ enum Command {
         /// Positional arguments.
         #[arg(allow_negative_numbers = true)]
         args: Vec<String>,
+    },
+    /// List a worker's methods: their signatures for a Rust worker, the names for any other
+    /// (through `list_functions`).
+    #[command(after_help = exit::TABLE)]
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// The namespace to ask in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Print the description as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a worker's methods (or one of them): wire name, parameters and their Rust
+    /// types, optional parameters, return type, the first line of the doc comment.
+    #[command(after_help = exit::TABLE)]
+    Describe {
+        #[command(flatten)]
+        target: Target,
+        /// The namespace to ask in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Print the description as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only this method.
+        method: Option<String>,
     },
     /// Send a heartbeat and print its round-trip time.
     #[command(after_help = exit::TABLE)]
@@ -361,6 +391,48 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let result = result.map_err(|err| call_failure(err, verbose))?;
             print_lines([json::to_json(&result).to_string()])?;
         }
+        Command::List {
+            target,
+            namespace,
+            json,
+        } => {
+            let description = describe(&target, namespace, verbose).await?;
+            if json {
+                print_lines([serde_json::to_string(&description).expect("a description")])?;
+            } else {
+                print_lines(description.methods.iter().map(signature))?;
+            }
+        }
+        Command::Describe {
+            target,
+            namespace,
+            json,
+            method,
+        } => {
+            let mut description = describe(&target, namespace, verbose).await?;
+            if let Some(method) = &method {
+                description.methods.retain(|m| &m.name == method);
+                if description.methods.is_empty() {
+                    return Err(Failure::new(
+                        exit::REMOTE_ERROR,
+                        format!("the worker has no method '{method}'"),
+                    ));
+                }
+            }
+            if json {
+                print_lines([serde_json::to_string(&description).expect("a description")])?;
+            } else {
+                let mut lines = vec![format!("namespace {}", description.namespace)];
+                for method in &description.methods {
+                    lines.push(String::new());
+                    if let Some(doc) = &method.doc {
+                        lines.push(format!("/// {doc}"));
+                    }
+                    lines.push(signature(method));
+                }
+                print_lines(lines)?;
+            }
+        }
         Command::Ping {
             target,
             timeout,
@@ -390,6 +462,53 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// What a worker says about itself: `multifrost.describe` from a Rust worker, else the names
+/// its `list_functions` answers (the upstream Python worker has it).
+async fn describe(
+    target: &Target,
+    namespace: String,
+    verbose: bool,
+) -> Result<Description, Failure> {
+    let options = CallOptions::new()
+        .timeout(Duration::from_secs(10))
+        .namespace(namespace.clone())
+        .client_name("multifrost-cli");
+    let handle = target.start(verbose).await?;
+    let described = handle
+        .call_dyn_with::<Description>(DESCRIBE, (), &options)
+        .await;
+    let result = match described {
+        Ok(description) => Ok(description),
+        Err(Error::Remote { .. }) => handle
+            .call_dyn_with::<Vec<String>>(LIST_FUNCTIONS, (), &options)
+            .await
+            .map(|names| Description::from_names(&namespace, names))
+            .map_err(|err| call_failure(err, verbose)),
+        Err(err) => Err(call_failure(err, verbose)),
+    };
+    handle.stop().await;
+    result
+}
+
+/// `add(a: i64, b: i64) -> i64`, or just the name when the worker does not say more.
+fn signature(method: &MethodDescription) -> String {
+    let Some(params) = &method.params else {
+        return method.name.clone();
+    };
+    let params: Vec<String> = params
+        .iter()
+        .map(|param| {
+            let optional = if param.optional { "?" } else { "" };
+            format!("{}{optional}: {}", param.name, param.ty)
+        })
+        .collect();
+    let returns = method
+        .returns
+        .as_ref()
+        .map_or_else(String::new, |ty| format!(" -> {ty}"));
+    format!("{}({}){returns}", method.name, params.join(", "))
 }
 
 /// What the target was called on the command line, for messages.

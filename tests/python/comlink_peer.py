@@ -292,6 +292,11 @@ class MathWorker:
     # yields "'namespace' is not callable".
     namespace = "default"
 
+    def list_functions(self):
+        # Like ChildWorker.list_functions: the public callables, itself included.
+        return sorted(name for name in dir(self)
+                      if not name.startswith("_") and callable(getattr(self, name)))
+
     def add(self, a, b):
         return a + b
 

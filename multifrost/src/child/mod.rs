@@ -4,6 +4,7 @@
 //! receive loop and the calls; [`rules`] decides what each message asks for; worker.rs defines
 //! what a worker is; output.rs captures the process's own stdout and stderr.
 
+mod describe;
 mod output;
 pub mod rules;
 mod runner;
@@ -11,5 +12,6 @@ mod serve;
 mod worker;
 
 pub use crate::protocol::contract::{AUTH_TOKEN_ENV, AUTH_TOKEN_KEY, PORT_ENV};
+pub use describe::{Description, MethodDescription, ParamDescription};
 pub use runner::{run, ChildRunner};
 pub use worker::{CallContext, CallError, IncomingCall, Worker};

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rmpv::Value;
 
+use super::describe::Description;
 use super::worker::{CallContext, CallError, IncomingCall, Worker};
-use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY};
+use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY, DESCRIBE, LIST_FUNCTIONS};
 use crate::protocol::{
-    encode_heartbeat_reply, quote, unix_now, EncodeError, EncodedValue, Limits, MessageKind,
-    RawMessage, DEFAULT_NAMESPACE,
+    encode_heartbeat_reply, encode_response, quote, unix_now, EncodeError, EncodedValue, Limits,
+    MessageKind, RawMessage, DEFAULT_NAMESPACE,
 };
 
 /// What a child does with one received payload.
@@ -30,8 +31,9 @@ pub enum Decision {
     },
     /// Run this call and answer it.
     Dispatch(IncomingCall),
-    /// Answer a heartbeat with this encoded reply.
-    Heartbeat(Vec<u8>),
+    /// Send this reply, which the rules made themselves: a heartbeat's echo, the answer to
+    /// `list_functions` or `multifrost.describe`.
+    Reply(Vec<u8>),
     /// Stop serving (`shutdown`).
     Stop,
     /// The parent no longer waits for the call `id` (the `cancel` extension).
@@ -83,6 +85,9 @@ pub struct DispatchRules {
     namespace: String,
     auth_token: Option<String>,
     limits: Limits,
+    /// The functions the runtime answers itself (`list_functions`, `multifrost.describe`),
+    /// with their encoded result.
+    builtins: Vec<(&'static str, EncodedValue)>,
 }
 
 impl DispatchRules {
@@ -99,7 +104,27 @@ impl DispatchRules {
             namespace: namespace.into(),
             auth_token,
             limits,
+            builtins: Vec::new(),
         }
+    }
+
+    /// Also answer `list_functions` (unless the worker exposes a method of that name) and
+    /// `multifrost.describe` from `description`.
+    pub fn describing(mut self, description: &Description) -> Self {
+        let names: Vec<&str> = description
+            .methods
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        if !self.functions.contains(LIST_FUNCTIONS) {
+            if let Ok(list) = EncodedValue::encode(&names) {
+                self.builtins.push((LIST_FUNCTIONS, list));
+            }
+        }
+        if let Ok(described) = EncodedValue::encode(description) {
+            self.builtins.push((DESCRIBE, described));
+        }
+        self
     }
 
     /// What to do with one received payload.
@@ -116,7 +141,7 @@ impl DispatchRules {
             MessageKind::Heartbeat if message.violation.is_some() => {
                 Decision::Ignore(Ignored::HeartbeatOverLimit)
             }
-            MessageKind::Heartbeat => Decision::Heartbeat(encode_heartbeat_reply(&message)),
+            MessageKind::Heartbeat => Decision::Reply(encode_heartbeat_reply(&message)),
             MessageKind::Shutdown if !self.authorized(&message.metadata()) => {
                 Decision::Ignore(Ignored::UnauthorizedShutdown)
             }
@@ -161,7 +186,12 @@ impl DispatchRules {
         if function.starts_with('_') {
             return refuse(CallError::private_method(&function));
         }
-        if !self.functions.contains(&function) {
+        let builtin = self
+            .builtins
+            .iter()
+            .find(|(name, _)| *name == function)
+            .map(|(_, result)| result);
+        if builtin.is_none() && !self.functions.contains(&function) {
             return refuse(CallError::function_not_found(&function));
         }
         let metadata = message.metadata();
@@ -183,6 +213,9 @@ impl DispatchRules {
                     now - deadline
                 )));
             }
+        }
+        if let Some(result) = builtin {
+            return Decision::Reply(encode_response(&id, result));
         }
         let args = message.args().unwrap_or_default();
         if let Some(error) = non_string_keys(&function, &args, message.metadata_value()) {

@@ -42,7 +42,8 @@ impl<W: Worker> Server<W> {
                 worker.namespace(),
                 auth_token,
                 limits,
-            ),
+            )
+            .describing(&worker.describe()),
             worker,
             parents: Mutex::new(Vec::new()),
             stop: Notify::new(),
@@ -228,7 +229,7 @@ impl<W: Worker> Server<W> {
                 self.remember_parent(&routing_id);
                 replies.send(routing_id, encode_error(&id, error.message()));
             }
-            Decision::Heartbeat(reply) => {
+            Decision::Reply(reply) => {
                 self.remember_parent(&routing_id);
                 replies.send(routing_id, reply);
             }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
+use super::describe::Description;
 use crate::protocol::contract::{CORRELATION_ID_KEY, DEADLINE_KEY};
 use crate::protocol::{quote, EncodedValue, DEFAULT_NAMESPACE};
 
@@ -45,6 +46,12 @@ pub trait Worker: Send + Sync + 'static {
 
     /// The names of the functions parents may call.
     fn list_functions(&self) -> Vec<String>;
+
+    /// What the worker says about its methods when asked (`multifrost.describe`); by default
+    /// only their names. `#[multifrost::worker]` fills in parameters, types and docs.
+    fn describe(&self) -> Description {
+        Description::from_names(self.namespace(), self.list_functions())
+    }
 
     /// Runs one call. The runtime has already checked the namespace and that the name does not
     /// start with `_`; a panic inside becomes an error reply.

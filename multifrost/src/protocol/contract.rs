@@ -26,3 +26,11 @@ pub const TIMESTAMP_SENT_KEY: &str = "timestamp_sent";
 pub const HB_TIMESTAMP_KEY: &str = "hb_timestamp";
 /// The metadata key a child adds to its heartbeat answer (the Node child leaves it out).
 pub const HB_RESPONSE_KEY: &str = "hb_response";
+
+/// The function every implementation's child answers with its function names (the upstream
+/// Python worker does; a Rust child answers it unless a method of that name is exposed).
+pub const LIST_FUNCTIONS: &str = "list_functions";
+/// An extension: the function a Rust child answers with a description of its methods. No
+/// method can have this name (it is not an identifier in any language), so a foreign child
+/// answers `Function 'multifrost.describe' not found`.
+pub const DESCRIBE: &str = "multifrost.describe";
