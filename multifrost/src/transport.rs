@@ -27,6 +27,15 @@ pub(crate) fn child_frames(routing_id: Bytes, payload: Vec<u8>) -> ZmqMessage {
     message
 }
 
+/// The frames a child sends to the parent with this routing id, with a payload already in a
+/// `Bytes` (whose owner can tell when the transport is done with it).
+pub(crate) fn child_frames_bytes(routing_id: Bytes, payload: Bytes) -> ZmqMessage {
+    let mut message = ZmqMessage::from(routing_id);
+    message.push_back(Bytes::new());
+    message.push_back(payload);
+    message
+}
+
 /// The payload of a received message: its last frame.
 pub(crate) fn payload(message: &ZmqMessage) -> Bytes {
     message.iter().last().cloned().unwrap_or_default()

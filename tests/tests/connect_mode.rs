@@ -286,3 +286,60 @@ async fn a_long_call_to_a_python_service_succeeds_though_it_answers_no_heartbeat
     assert_eq!(handle.call_dyn::<i64>("add", (2, 3)).await.unwrap(), 5);
     handle.stop().await;
 }
+
+/// The peak resident set of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_service_bounds_what_it_holds_for_a_peer_that_stops_reading() {
+    use multifrost::protocol::{new_id, MessageKind, MessageWriter};
+    use multifrost::EncodedValue;
+    use zeromq::prelude::{Socket, SocketSend};
+
+    const CALLS: u64 = 800;
+    const MIB: u64 = 1024 * 1024;
+    let home = TempHome::new("hoarder");
+    let (service, port) = rust_service(&home, "hoarder").await;
+    let pid = service.id().unwrap();
+    // A peer asks for 800 replies of 1 MiB each and never reads one.
+    let mut hoarder = zeromq::DealerSocket::new();
+    hoarder
+        .connect(&format!("tcp://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let len = EncodedValue::encode(&MIB).unwrap();
+    for _ in 0..CALLS {
+        let mut writer = MessageWriter::new(MessageKind::Call, &new_id(), 2, 64);
+        writer.str_field("function", "zeros");
+        writer.array_field("args", [len.as_bytes()].into_iter());
+        let mut frames = zeromq::ZmqMessage::from(bytes::Bytes::new());
+        frames.push_back(bytes::Bytes::from(writer.finish()));
+        hoarder.send(frames).await.unwrap();
+    }
+    // Another parent watches the service answer them all, and is served meanwhile.
+    let handle = connect(&home, "hoarder").handle();
+    handle.start().await.unwrap();
+    assert!(
+        support::eventually_async(Duration::from_secs(120), || async {
+            handle.call_dyn::<u64>("zeros_served", ()).await.unwrap() == CALLS
+        })
+        .await,
+        "the service built every reply"
+    );
+    assert_eq!(handle.call_dyn::<i64>("add", (1, 2)).await.unwrap(), 3);
+    let peak_mib = peak_rss_kib(pid) / 1024;
+    eprintln!("{CALLS} unread replies of 1 MiB: the service peaked at {peak_mib} MiB");
+    assert!(
+        peak_mib < 400,
+        "the service peaked at {peak_mib} MiB for a peer that does not read"
+    );
+    drop(hoarder);
+}

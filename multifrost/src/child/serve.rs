@@ -370,23 +370,46 @@ impl Replies {
                     }
                     *held += size;
                 }
+                // The transport queues without bound (100,000 messages a peer), so the reply is
+                // counted until the transport drops its bytes: once it wrote them out.
+                let payload = Bytes::from_owner(Unsent {
+                    payload,
+                    peer: routing_id.clone(),
+                    backlog: backlog.clone(),
+                });
                 let mut sender = sender.clone();
-                let backlog = backlog.clone();
                 tokio::spawn(async move {
-                    let sent = sender
-                        .send(transport::child_frames(routing_id.clone(), payload))
-                        .await;
-                    if let Err(err) = sent {
+                    let frames = transport::child_frames_bytes(routing_id, payload);
+                    if let Err(err) = sender.send(frames).await {
                         tracing::warn!("could not send a reply: {err}");
                     }
-                    let mut waiting = backlog.lock().expect("backlog lock");
-                    if let Some(held) = waiting.get_mut(&routing_id) {
-                        *held -= size;
-                        if *held == 0 {
-                            waiting.remove(&routing_id);
-                        }
-                    }
                 });
+            }
+        }
+    }
+}
+
+/// A reply's bytes while the transport holds them; dropping it takes them off its peer's
+/// backlog.
+struct Unsent {
+    payload: Vec<u8>,
+    peer: Bytes,
+    backlog: Arc<Mutex<HashMap<Bytes, usize>>>,
+}
+
+impl AsRef<[u8]> for Unsent {
+    fn as_ref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        let mut waiting = self.backlog.lock().expect("backlog lock");
+        if let Some(held) = waiting.get_mut(&self.peer) {
+            *held -= self.payload.len();
+            if *held == 0 {
+                waiting.remove(&self.peer);
             }
         }
     }

@@ -8,6 +8,9 @@ use multifrost::{CallError, EncodedValue, IncomingCall, Value, Worker};
 
 struct HandWorker;
 
+/// How many `zeros` replies were built.
+static ZEROS_SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 const FUNCTIONS: &[&str] = &[
     "add",
     "multiply",
@@ -23,6 +26,8 @@ const FUNCTIONS: &[&str] = &[
     "sleep",
     "print_line",
     "print_lines",
+    "zeros",
+    "zeros_served",
     "get_metadata",
     "panic",
     "exit",
@@ -137,6 +142,14 @@ impl Worker for HandWorker {
                 println!("{text}");
                 Ok(EncodedValue::nil())
             }
+            "zeros" => {
+                // `len` zero bytes, as bin; counted once built.
+                let len: usize = call.arg(0, "len")?;
+                let bytes = EncodedValue::encode(&serde_bytes::ByteBuf::from(vec![0u8; len]));
+                ZEROS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bytes.map_err(|err| CallError::new(err.to_string()))
+            }
+            "zeros_served" => reply(&ZEROS_SERVED.load(std::sync::atomic::Ordering::Relaxed)),
             "print_lines" => {
                 // `count` numbered lines of about 100 bytes, on stdout or (`"stderr"`) stderr.
                 let count: u64 = call.arg(0, "count")?;
