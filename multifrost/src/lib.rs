@@ -1,12 +1,27 @@
 //! Call functions that live in other processes, written in Rust, Python, Node or Go, as if they
-//! were local async methods.
+//! were local async methods. Linux only (it relies on the parent-death signal, /proc and
+//! pipe2).
 //!
 //! A parent spawns a worker (or connects to a running one) and calls it over ZeroMQ with the
-//! msgpack protocol `comlink_ipc_v4`, which the Python, Node and Go implementations speak too.
+//! msgpack protocol `comlink_ipc_v4`, which the Python, Node and Go implementations speak too:
 //!
-//! `#[multifrost::worker]` on an `impl` block generates the worker's dispatch table (the
-//! [`Worker`] trait) and a typed client. Here the dispatch table is called in-process, which is
-//! what the child runtime does with every call it receives:
+//! ```no_run
+//! # async fn demo() -> multifrost::Result<()> {
+//! use multifrost::ParentWorker;
+//!
+//! let worker = ParentWorker::spawn("math_worker.py");   // configuration only
+//! let handle = worker.handle();                          // a cheap, cloneable view
+//! handle.start().await?;                                 // spawns, waits until it answers
+//! let sum: i64 = handle.call_dyn("add", (1, 2)).await?;  // any worker, by name
+//! assert_eq!(sum, 3);
+//! handle.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! `#[multifrost::worker]` on an `impl` block makes a Rust worker: it generates the dispatch
+//! table (the [`Worker`] trait), served by [`run`] in the worker's process, and a typed client
+//! for Rust parents (`handle.call().add(1, 2)`). Here the dispatch table is called in-process,
+//! which is what the child runtime does with every call it receives:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,22 +47,6 @@
 //! let sum: i64 = Arc::new(Math).dispatch(call).await.unwrap().decode().unwrap();
 //! assert_eq!(sum, 3);
 //! # }
-//! ```
-//!
-//! A worker process serves with [`run`]; a parent spawns it and calls it, through the typed
-//! client (`handle.call().add(1, 2)`) or by name for a worker in any language:
-//!
-//! ```no_run
-//! # async fn demo() -> multifrost::Result<()> {
-//! use multifrost::ParentWorker;
-//!
-//! let worker = ParentWorker::spawn("math_worker.py");   // configuration only
-//! let handle = worker.handle();                          // a cheap, cloneable view
-//! handle.start().await?;                                 // spawns, waits until reachable
-//! let sum: i64 = handle.call_dyn("add", (1, 2)).await?;
-//! assert_eq!(sum, 3);
-//! handle.stop().await;
-//! # Ok(()) }
 //! ```
 
 // Everything below is Linux-only; elsewhere this one error is all the compiler reports.
