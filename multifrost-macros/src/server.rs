@@ -118,7 +118,8 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
             let (value, encode) = encode_return(krate, wire_name, ok);
             let into_call_error = quote_spanned!(*error_span=> into_call_error(__multifrost_error));
             // Autoref specialization picks how the error becomes a `CallError` (see
-            // `__private::IntoCallErrorKind`): it needs the concrete type, so it happens here.
+            // `__private::IntoCallErrorKind`) and whether it also goes as data (see
+            // `__private::ErrorData`): both need the concrete type, so they happen here.
             quote! {
                 match #returned {
                     ::core::result::Result::Ok(#value) => #encode,
@@ -126,13 +127,17 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
                         #[allow(unused_imports)]
                         use #krate::__private::{
                             DerefErrorKind as _, DisplayErrorKind as _, IntoCallErrorKind as _,
-                            StdErrorKind as _,
+                            NoErrorData as _, SerializeErrorData as _, StdErrorKind as _,
                         };
-                        ::core::result::Result::Err(
-                            (&&&&#krate::__private::ErrorWrap(&__multifrost_error))
-                                .multifrost_error_kind()
-                                .#into_call_error,
-                        )
+                        let __multifrost_data = (&&#krate::__private::ErrorData(&__multifrost_error))
+                            .multifrost_error_data();
+                        let __multifrost_reply = (&&&&#krate::__private::ErrorWrap(&__multifrost_error))
+                            .multifrost_error_kind()
+                            .#into_call_error;
+                        ::core::result::Result::Err(#krate::__private::with_error_data(
+                            __multifrost_reply,
+                            __multifrost_data,
+                        ))
                     }
                 }
             }

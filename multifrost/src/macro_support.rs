@@ -265,3 +265,40 @@ impl DisplayErrorTag {
         CallError::new(error.reply_text())
     }
 }
+
+// Whether a method's `Err(e)` also travels as data (`error_data`), chosen the same way: the
+// expansion calls `(&&ErrorData(&error)).multifrost_error_data()` before converting the error,
+// and gets the error encoded when its type is `Serialize`, nothing otherwise. The reply's text
+// is the same either way.
+
+/// The error whose data is taken, as the receiver of `multifrost_error_data`.
+pub struct ErrorData<'a, E>(pub &'a E);
+
+/// The error is `Serialize`: it is sent as data too.
+pub trait SerializeErrorData {
+    fn multifrost_error_data(&self) -> Option<EncodedValue>;
+}
+impl<E: Serialize> SerializeErrorData for &ErrorData<'_, E> {
+    fn multifrost_error_data(&self) -> Option<EncodedValue> {
+        EncodedValue::encode(self.0)
+            .inspect_err(|error| tracing::debug!("error data left out of the reply: {error}"))
+            .ok()
+    }
+}
+
+/// Any other error: text only.
+pub trait NoErrorData {
+    fn multifrost_error_data(&self) -> Option<EncodedValue> {
+        None
+    }
+}
+impl<E> NoErrorData for ErrorData<'_, E> {}
+
+/// `error` with `data` attached, unless the conversion attached some already (a remote error
+/// forwarded from a nested call keeps the data it came with).
+pub fn with_error_data(error: CallError, data: Option<EncodedValue>) -> CallError {
+    match data {
+        Some(data) if error.data().is_none() => error.with_data(data),
+        _ => error,
+    }
+}

@@ -449,3 +449,115 @@ async fn struct_argument_error_says_what_is_wrong_inside() {
         "scale: argument 1 (p): expected Point, got map of 1 entries (missing field `y`)"
     );
 }
+
+/// An error a caller can match on: `Serialize`, so it also travels as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum BankError {
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds { available: u64, requested: u64 },
+    #[error("account is frozen")]
+    Frozen,
+}
+
+/// `Serialize`, but with integer map keys, which the Python implementation cannot read.
+#[derive(Debug, Serialize, thiserror::Error)]
+#[error("several accounts failed")]
+pub struct ByAccount(std::collections::BTreeMap<u32, String>);
+
+pub struct Bank;
+
+#[multifrost::worker]
+impl Bank {
+    pub fn withdraw(&self, amount: u64) -> Result<u64, BankError> {
+        match amount {
+            0 => Err(BankError::Frozen),
+            1..=100 => Ok(100 - amount),
+            requested => Err(BankError::InsufficientFunds {
+                available: 100,
+                requested,
+            }),
+        }
+    }
+
+    pub async fn withdraw_async(&self, amount: u64) -> Result<u64, BankError> {
+        self.withdraw(amount)
+    }
+
+    pub fn fail_by_account(&self) -> Result<(), ByAccount> {
+        Err(ByAccount([(7, "closed".to_owned())].into()))
+    }
+
+    pub fn fail_not_serializable(&self, text: String) -> Result<(), ParseError> {
+        Err(ParseError {
+            source: text.parse::<i64>().unwrap_err(),
+            input: text,
+        })
+    }
+}
+
+async fn bank_error(function: &str, args: Vec<EncodedValue>) -> CallError {
+    Arc::new(Bank)
+        .dispatch(call(function, args))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn serializable_error_is_sent_as_data_beside_its_unchanged_text() {
+    let error = bank_error("withdraw", vec![value(500)]).await;
+    assert_eq!(
+        error.message(),
+        "insufficient funds: 100 available, 500 requested"
+    );
+    let data = error.data().expect("error data");
+    assert_eq!(
+        data.decode::<BankError>().unwrap(),
+        BankError::InsufficientFunds {
+            available: 100,
+            requested: 500
+        }
+    );
+    // Structs and variants with fields cross as maps with field names, like any value.
+    assert_eq!(
+        data.to_value()["InsufficientFunds"]["requested"].as_u64(),
+        Some(500)
+    );
+}
+
+#[tokio::test]
+async fn serializable_error_of_an_async_method_is_sent_as_data() {
+    let error = bank_error("withdraw_async", vec![value(0)]).await;
+    assert_eq!(error.message(), "account is frozen");
+    assert_eq!(
+        error.data().unwrap().decode::<BankError>().unwrap(),
+        BankError::Frozen
+    );
+}
+
+#[tokio::test]
+async fn error_that_is_not_serializable_is_sent_as_text_only() {
+    let error = bank_error("fail_not_serializable", vec![value("x")]).await;
+    assert_eq!(
+        error.message(),
+        "cannot parse \"x\"\ncaused by: invalid digit found in string"
+    );
+    assert!(error.data().is_none());
+}
+
+#[tokio::test]
+async fn error_data_other_implementations_cannot_read_is_left_out() {
+    let error = bank_error("fail_by_account", vec![]).await;
+    assert_eq!(error.message(), "several accounts failed");
+    assert!(error.data().is_none(), "{:?}", error.data());
+}
+
+#[tokio::test]
+async fn text_error_is_sent_with_its_text_as_data() {
+    let error = dispatch("fail_with_text", vec![value("it broke")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.data().unwrap().decode::<String>().unwrap(),
+        "it broke"
+    );
+}

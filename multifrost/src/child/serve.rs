@@ -14,7 +14,9 @@ use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::rules::{Decision, DispatchRules, Ignored};
 use super::worker::{IncomingCall, Worker};
 use crate::error::{Error, Result};
-use crate::protocol::{encode_error, encode_output, encode_response, Limits, MessageKind};
+use crate::protocol::{
+    encode_error, encode_error_with_data, encode_output, encode_response, Limits, MessageKind,
+};
 use crate::transport::{self, RouterSendHalf, RouterSocket, SocketEvent, SocketRecv, SocketSend};
 
 /// How many distinct parents a child remembers for forwarding its output.
@@ -322,7 +324,7 @@ impl<W: Worker> Server<W> {
                         error = error.message(),
                         "call answered with an error"
                     );
-                    encode_error(&id, error.message())
+                    encode_error_with_data(&id, &error.reply_text(), error.data())
                 }
                 Err(panic) => {
                     let message = format!("{function}: panicked: {}", panic_message(&panic));

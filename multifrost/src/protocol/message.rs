@@ -12,6 +12,10 @@ use super::contract::APP_ID;
 use super::limits::{read_header, skip_value, DecodeError, Header, Limits};
 use super::value::{decode_value, EncodedValue};
 
+/// The key of an `error` reply that carries the error as data beside its text: an extension of
+/// this implementation, which v4 peers ignore (receivers ignore unknown keys).
+pub const ERROR_DATA_KEY: &str = "error_data";
+
 /// The `type` of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -76,6 +80,7 @@ pub struct RawMessage {
     pub output: Option<String>,
     args: Option<Vec<Range<usize>>>,
     result: Option<Range<usize>>,
+    error_data: Option<Range<usize>>,
     metadata: Option<Range<usize>>,
     /// The first limit the message broke, if any. Structure errors fail the parse instead.
     pub violation: Option<DecodeError>,
@@ -96,6 +101,7 @@ impl RawMessage {
             output: None,
             args: None,
             result: None,
+            error_data: None,
             metadata: None,
             violation: None,
         };
@@ -159,6 +165,7 @@ impl RawMessage {
                 "output" => message.output = text(),
                 "args" => message.args = Some(array_items(buf, span, limits)?),
                 "result" => message.result = Some(span),
+                ERROR_DATA_KEY => message.error_data = Some(span),
                 "metadata" => message.metadata = Some(span),
                 _ => {}
             }
@@ -191,6 +198,12 @@ impl RawMessage {
             Some(span) => EncodedValue::from_validated(self.frame.slice(span.clone())),
             None => EncodedValue::nil(),
         }
+    }
+
+    /// The error data of an `error` reply (the `error_data` extension), if it has any.
+    pub fn error_data(&self) -> Option<EncodedValue> {
+        let span = self.error_data.as_ref()?;
+        Some(EncodedValue::from_validated(self.frame.slice(span.clone())))
     }
 
     /// The `metadata` map decoded as dynamic values, empty when absent or not a map.
