@@ -7,6 +7,7 @@ use std::fmt::Display;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::child::panic::{self, CaughtPanic};
 use crate::child::CallError;
 
 use crate::protocol::{EncodedValue, ValueError};
@@ -130,25 +131,22 @@ fn expected_arguments(required: usize, names: &[&str]) -> String {
 
 /// Runs a sync method on tokio's blocking pool, so the runtime keeps serving heartbeats and
 /// other calls meanwhile. A panic becomes an error naming the function, worded like the one
-/// the runtime sends for a panic in an async method.
+/// the runtime sends for a panic in an async method, with where it happened as traceback: it
+/// is caught on the blocking thread, where the panic hook recorded its location.
 pub async fn run_blocking<R, F>(function: &str, method: F) -> Result<R, CallError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    tokio::task::spawn_blocking(method).await.map_err(|join| {
-        if join.is_panic() {
-            let panic = join.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-text payload".to_owned());
-            CallError::new(format!("{function}: panicked: {message}"))
-        } else {
-            CallError::new(format!("{function}: cancelled: {join}"))
-        }
-    })
+    panic::install_hook();
+    let caught = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(method)).map_err(CaughtPanic::take)
+    });
+    match caught.await {
+        Ok(Ok(returned)) => Ok(returned),
+        Ok(Err(panic)) => Err(panic.into_call_error(function)),
+        Err(join) => Err(CallError::new(format!("{function}: cancelled: {join}"))),
+    }
 }
 
 /// Encodes what a method returned.

@@ -344,6 +344,20 @@ async fn panic_in_sync_method_becomes_an_error_naming_it() {
 }
 
 #[tokio::test]
+async fn panic_in_sync_method_says_where_it_happened() {
+    let error = dispatch("panics", vec![]).await.unwrap_err();
+    let traceback = error.traceback().expect("a traceback");
+    assert!(
+        traceback.starts_with("  at multifrost/tests/macro_dispatch.rs:"),
+        "{traceback}"
+    );
+    assert_eq!(
+        error.reply_text(),
+        format!("panics: panicked: boom\n{traceback}")
+    );
+}
+
+#[tokio::test]
 async fn context_parameter_in_first_position_reads_metadata() {
     let mut incoming = call("token", vec![value("auth_token")]);
     incoming.context.metadata = vec![("auth_token".into(), "secret".into())];
