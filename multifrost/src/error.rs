@@ -22,8 +22,8 @@ pub enum Error {
         traceback: Option<String>,
         /// The error itself, when a Rust worker's method returned an error type that is
         /// `Serialize` (the `error_data` extension); decode it with
-        /// [`remote_error`](Error::remote_error).
-        data: Option<EncodedValue>,
+        /// [`remote_error`](Error::remote_error). Boxed, to keep `Error` small.
+        data: Option<Box<EncodedValue>>,
     },
 
     /// No reply arrived within the call's timeout. The call left nothing behind.
@@ -154,7 +154,7 @@ impl Error {
             function: function.to_owned(),
             message: message.to_owned(),
             traceback,
-            data,
+            data: data.map(Box::new),
         }
     }
 
@@ -178,7 +178,7 @@ impl Error {
     /// The error data of a remote error as it arrived (`error_data`), if any.
     pub fn remote_data(&self) -> Option<&EncodedValue> {
         match self {
-            Error::Remote { data, .. } => data.as_ref(),
+            Error::Remote { data, .. } => data.as_deref(),
             _ => None,
         }
     }

@@ -285,7 +285,7 @@ impl From<crate::Error> for CallError {
                 CallError {
                     message: text,
                     traceback: None,
-                    data,
+                    data: data.map(|data| *data),
                 }
             }
             other => CallError::from_error(&other),
