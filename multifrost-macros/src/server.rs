@@ -2,7 +2,9 @@
 //!
 //! Each arm decodes the positional arguments with `__private::Args`, runs the method (a sync
 //! one on the blocking pool, so heartbeats and other calls keep flowing) and encodes what it
-//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up.
+//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up. Byte
+//! strings (`syntax::is_bin`: `Vec<u8>`, `bytes::Bytes`...) are decoded and encoded as msgpack
+//! bin, through the `_bin` twins of those helpers.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -10,6 +12,7 @@ use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::model::{Method, Output, Worker};
+use crate::syntax::is_bin;
 
 pub fn expand(worker: &Worker) -> TokenStream {
     let Worker {
@@ -75,10 +78,13 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
     } else {
         let lets = positional.iter().zip(&bindings).map(|(param, binding)| {
             let ty = &param.ty;
-            let next = if param.omittable {
-                quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?)
-            } else {
-                quote_spanned!(ty.span()=> __multifrost_args.decode_next()?)
+            let next = match (param.omittable, is_bin(ty)) {
+                (true, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?),
+                (false, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_next()?),
+                (true, true) => {
+                    quote_spanned!(ty.span()=> __multifrost_args.decode_optional_bin()?)
+                }
+                (false, true) => quote_spanned!(ty.span()=> __multifrost_args.decode_next_bin()?),
             };
             quote!(let #binding: #ty = #next;)
         });
@@ -158,6 +164,10 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
 /// `macro_rules!` expansion).
 fn encode_return(krate: &syn::Path, wire_name: &str, ty: &syn::Type) -> (Ident, TokenStream) {
     let value = Ident::new("__multifrost_value", ty.span());
-    let encode = quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value));
+    let encode = if is_bin(ty) {
+        quote_spanned!(ty.span()=> #krate::__private::encode_bin_return(#wire_name, &#value))
+    } else {
+        quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value))
+    };
     (value, encode)
 }

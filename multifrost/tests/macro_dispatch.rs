@@ -575,3 +575,146 @@ async fn text_error_is_sent_with_its_text_as_data() {
         "it broke"
     );
 }
+
+/// Byte strings in every form the macro sends as bin.
+pub struct Blobs;
+
+#[multifrost::worker]
+impl Blobs {
+    pub fn reverse(&self, data: Vec<u8>) -> Vec<u8> {
+        data.into_iter().rev().collect()
+    }
+
+    pub async fn boxed(&self, data: Box<[u8]>) -> Box<[u8]> {
+        data
+    }
+
+    pub fn shared(&self, data: bytes::Bytes) -> multifrost::__private::bytes::Bytes {
+        data.slice(1..)
+    }
+
+    pub fn digest(&self, data: [u8; 4]) -> [u8; 2] {
+        [data[0] ^ data[2], data[1] ^ data[3]]
+    }
+
+    pub fn maybe(&self, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        data
+    }
+
+    pub fn checked(&self, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        if data.is_empty() {
+            return Err("empty".into());
+        }
+        Ok(data)
+    }
+
+    pub fn with_tail(&self, head: String, tail: Option<Vec<u8>>) -> usize {
+        head.len() + tail.map_or(0, |tail| tail.len())
+    }
+}
+
+fn bin(bytes: &[u8]) -> EncodedValue {
+    EncodedValue::from_value(&multifrost::Value::Binary(bytes.to_vec()))
+}
+
+async fn blobs(function: &str, args: Vec<EncodedValue>) -> Result<EncodedValue, CallError> {
+    Arc::new(Blobs).dispatch(call(function, args)).await
+}
+
+/// The result, which must be a msgpack bin.
+async fn blobs_bin(function: &str, args: Vec<EncodedValue>) -> Vec<u8> {
+    match blobs(function, args).await.unwrap().to_value() {
+        multifrost::Value::Binary(bytes) => bytes,
+        other => panic!("{function} returned {other:?}, not bin"),
+    }
+}
+
+#[tokio::test]
+async fn vec_u8_crosses_as_bin_both_ways() {
+    assert_eq!(blobs_bin("reverse", vec![bin(&[1, 2, 3])]).await, [3, 2, 1]);
+}
+
+#[tokio::test]
+async fn a_byte_string_parameter_also_accepts_an_array_of_integers() {
+    assert_eq!(
+        blobs_bin("reverse", vec![value([1, 2, 3])]).await,
+        [3, 2, 1]
+    );
+}
+
+#[tokio::test]
+async fn boxed_slice_bytes_and_arrays_cross_as_bin() {
+    assert_eq!(blobs_bin("boxed", vec![bin(&[9, 8])]).await, [9, 8]);
+    assert_eq!(blobs_bin("shared", vec![bin(&[9, 8, 7])]).await, [8, 7]);
+    assert_eq!(blobs_bin("digest", vec![bin(&[1, 2, 3, 4])]).await, [2, 6]);
+}
+
+#[tokio::test]
+async fn an_array_parameter_needs_its_exact_length() {
+    let error = blobs("digest", vec![bin(&[1, 2, 3])]).await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        "digest: argument 1 (data): expected bin of exactly 4 bytes, got bin of 3 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_byte_string_parameter_names_what_arrived_instead() {
+    let error = blobs("reverse", vec![value("text")]).await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        r#"reverse: argument 1 (data): expected bin, got str "text""#
+    );
+    let error = blobs("reverse", vec![value([1, 300])]).await.unwrap_err();
+    assert!(
+        error
+            .message()
+            .starts_with("reverse: argument 1 (data): expected bin or array of integers in 0..=255, got array of 2 items"),
+        "{}",
+        error.message()
+    );
+}
+
+#[tokio::test]
+async fn optional_bytes_cross_as_bin_or_nil() {
+    assert_eq!(blobs_bin("maybe", vec![bin(&[5])]).await, [5]);
+    assert!(blobs("maybe", vec![EncodedValue::nil()])
+        .await
+        .unwrap()
+        .is_nil());
+    assert!(blobs("maybe", vec![]).await.unwrap().is_nil());
+    let two = blobs("with_tail", vec![value("ab"), bin(&[1, 2])]).await;
+    assert_eq!(two.unwrap().decode::<usize>().unwrap(), 4);
+    let omitted = blobs("with_tail", vec![value("ab")]).await;
+    assert_eq!(omitted.unwrap().decode::<usize>().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_ok_side_of_a_result_crosses_as_bin() {
+    assert_eq!(blobs_bin("checked", vec![bin(&[4])]).await, [4]);
+    let error = blobs("checked", vec![bin(&[])]).await.unwrap_err();
+    assert_eq!(error.message(), "empty");
+}
+
+#[tokio::test]
+async fn a_large_byte_string_crosses_whole() {
+    let data: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut reversed = blobs_bin("reverse", vec![bin(&data)]).await;
+    reversed.reverse();
+    assert_eq!(reversed, data);
+}
+
+#[test]
+fn the_client_helpers_send_bin_and_read_bin_or_integers() {
+    use multifrost::__private::{BinArg, BinReturn};
+    let sent = value(BinArg(&vec![1u8, 2]));
+    assert_eq!(sent.to_value(), multifrost::Value::Binary(vec![1, 2]));
+    assert!(value(BinArg(&None::<Vec<u8>>)).is_nil());
+    let from_bin: BinReturn<[u8; 2]> = bin(&[1, 2]).decode().unwrap();
+    assert_eq!(from_bin.0, [1, 2]);
+    let from_ints: BinReturn<bytes::Bytes> = value([1, 2]).decode().unwrap();
+    assert_eq!(&from_ints.0[..], [1, 2]);
+    let from_nil: BinReturn<Option<Box<[u8]>>> = EncodedValue::nil().decode().unwrap();
+    assert!(from_nil.0.is_none());
+    assert!(EncodedValue::nil().decode::<BinReturn<Vec<u8>>>().is_err());
+}
