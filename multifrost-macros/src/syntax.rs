@@ -123,3 +123,44 @@ pub fn type_text(ty: &Type) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_bin;
+
+    fn bin(ty: &str) -> bool {
+        is_bin(&syn::parse_str(ty).expect("a type"))
+    }
+
+    #[test]
+    fn byte_strings_are_recognised_by_name() {
+        for ty in [
+            "Vec<u8>",
+            "std::vec::Vec<u8>",
+            "Box<[u8]>",
+            "Bytes",
+            "bytes::Bytes",
+            "[u8; 32]",
+            "Option<Vec<u8>>",
+            "Option<bytes::Bytes>",
+        ] {
+            assert!(bin(ty), "{ty}");
+        }
+    }
+
+    #[test]
+    fn other_types_are_not_byte_strings() {
+        for ty in [
+            "Vec<u16>",
+            "Vec<Vec<u8>>",
+            "Box<u8>",
+            "[u16; 4]",
+            "Option<String>",
+            "Option<Option<Vec<u8>>>",
+            "BytesMut",
+            "String",
+        ] {
+            assert!(!bin(ty), "{ty}");
+        }
+    }
+}
