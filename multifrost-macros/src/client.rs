@@ -14,6 +14,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Ident, Path, Type};
 
 use crate::model::{Hidden, Method, NotExposed, Output, Worker};
+use crate::syntax::is_bin;
 
 pub fn expand(worker: &Worker) -> TokenStream {
     let Worker {
@@ -115,7 +116,9 @@ fn argument_struct(worker: &Worker, method: &Method) -> TokenStream {
     let count = types.len();
     let elements = types.iter().enumerate().map(|(index, ty)| {
         let field = syn::Index { index: index as u32, span: ty.span() };
-        quote_spanned!(ty.span()=> #krate::__private::serde::ser::SerializeTuple::serialize_element(&mut tuple, &self.#field)?;)
+        // Byte strings go as msgpack bin (see `multifrost::__private::BinValue`).
+        let element = if is_bin(ty) { quote_spanned!(ty.span()=> &#krate::__private::BinArg(&self.#field)) } else { quote_spanned!(ty.span()=> &self.#field) };
+        quote_spanned!(ty.span()=> #krate::__private::serde::ser::SerializeTuple::serialize_element(&mut tuple, #element)?;)
     });
     quote! {
         #[doc(hidden)]
@@ -171,11 +174,18 @@ fn client_method(worker: &Worker, method: &Method, is_async: bool) -> TokenStrea
     } else {
         (quote!(), quote!())
     };
+    let call = match &method.output {
+        Output::Value(ty) | Output::Result { ok: ty, .. } if is_bin(ty) => {
+            let bin = quote_spanned!(ty.span()=> #krate::__private::BinReturn<#returned>);
+            quote!(self.caller.call::<#bin>(#wire_name, #arguments(#(#args),*))#wait.map(|bin| bin.0))
+        }
+        _ => quote!(self.caller.call(#wire_name, #arguments(#(#args),*))#wait),
+    };
     quote! {
         #docs
         #[allow(clippy::too_many_arguments)]
         pub #asyncness fn #ident(&self, #(#signature),*) -> #krate::Result<#returned> {
-            self.caller.call(#wire_name, #arguments(#(#args),*))#wait
+            #call
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Each arm decodes the positional arguments with `__private::Args`, runs the method (a sync
 //! one on the blocking pool, so heartbeats and other calls keep flowing) and encodes what it
-//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up.
+//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up. Byte
+//! strings (`syntax::is_bin`: `Vec<u8>`, `bytes::Bytes`...) are decoded and encoded as msgpack
+//! bin, through the `_bin` twins of those helpers.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -10,6 +12,7 @@ use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::model::{Method, Output, Worker};
+use crate::syntax::is_bin;
 
 pub fn expand(worker: &Worker) -> TokenStream {
     let Worker {
@@ -75,10 +78,13 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
     } else {
         let lets = positional.iter().zip(&bindings).map(|(param, binding)| {
             let ty = &param.ty;
-            let next = if param.omittable {
-                quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?)
-            } else {
-                quote_spanned!(ty.span()=> __multifrost_args.decode_next()?)
+            let next = match (param.omittable, is_bin(ty)) {
+                (true, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?),
+                (false, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_next()?),
+                (true, true) => {
+                    quote_spanned!(ty.span()=> __multifrost_args.decode_optional_bin()?)
+                }
+                (false, true) => quote_spanned!(ty.span()=> __multifrost_args.decode_next_bin()?),
             };
             quote!(let #binding: #ty = #next;)
         });
@@ -118,7 +124,8 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
             let (value, encode) = encode_return(krate, wire_name, ok);
             let into_call_error = quote_spanned!(*error_span=> into_call_error(__multifrost_error));
             // Autoref specialization picks how the error becomes a `CallError` (see
-            // `__private::IntoCallErrorKind`): it needs the concrete type, so it happens here.
+            // `__private::IntoCallErrorKind`) and whether it also goes as data (see
+            // `__private::ErrorData`): both need the concrete type, so they happen here.
             quote! {
                 match #returned {
                     ::core::result::Result::Ok(#value) => #encode,
@@ -126,13 +133,17 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
                         #[allow(unused_imports)]
                         use #krate::__private::{
                             DerefErrorKind as _, DisplayErrorKind as _, IntoCallErrorKind as _,
-                            StdErrorKind as _,
+                            NoErrorData as _, SerializeErrorData as _, StdErrorKind as _,
                         };
-                        ::core::result::Result::Err(
-                            (&&&&#krate::__private::ErrorWrap(&__multifrost_error))
-                                .multifrost_error_kind()
-                                .#into_call_error,
-                        )
+                        let __multifrost_data = (&&#krate::__private::ErrorData(&__multifrost_error))
+                            .multifrost_error_data();
+                        let __multifrost_reply = (&&&&#krate::__private::ErrorWrap(&__multifrost_error))
+                            .multifrost_error_kind()
+                            .#into_call_error;
+                        ::core::result::Result::Err(#krate::__private::with_error_data(
+                            __multifrost_reply,
+                            __multifrost_data,
+                        ))
                     }
                 }
             }
@@ -153,6 +164,10 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
 /// `macro_rules!` expansion).
 fn encode_return(krate: &syn::Path, wire_name: &str, ty: &syn::Type) -> (Ident, TokenStream) {
     let value = Ident::new("__multifrost_value", ty.span());
-    let encode = quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value));
+    let encode = if is_bin(ty) {
+        quote_spanned!(ty.span()=> #krate::__private::encode_bin_return(#wire_name, &#value))
+    } else {
+        quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value))
+    };
     (value, encode)
 }

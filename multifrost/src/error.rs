@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::protocol::{DecodeError, ValueError};
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{DecodeError, EncodedValue, ValueError};
 
 /// Everything that can go wrong when calling a worker, with variants a caller can match on.
 #[derive(Debug, thiserror::Error)]
@@ -15,8 +17,13 @@ pub enum Error {
         function: String,
         /// The first line of the error as sent (Python: `<ExceptionType>: <message>`).
         message: String,
-        /// The rest of the error text: the traceback a Python worker sends, if any.
+        /// The rest of the error text: the traceback a Python worker sends, or where a Rust
+        /// worker panicked (`  at src/lib.rs:12:5`), if any.
         traceback: Option<String>,
+        /// The error itself, when a Rust worker's method returned an error type that is
+        /// `Serialize` (the `error_data` extension); decode it with
+        /// [`remote_error`](Error::remote_error). Boxed, to keep `Error` small.
+        data: Option<Box<EncodedValue>>,
     },
 
     /// No reply arrived within the call's timeout. The call left nothing behind.
@@ -142,7 +149,12 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn remote(worker: &str, function: &str, text: &str) -> Error {
+    pub(crate) fn remote(
+        worker: &str,
+        function: &str,
+        text: &str,
+        data: Option<EncodedValue>,
+    ) -> Error {
         let (message, traceback) = match text.split_once('\n') {
             Some((first, rest)) if !rest.trim().is_empty() => (first, Some(rest.to_owned())),
             _ => (text.trim_end(), None),
@@ -152,6 +164,32 @@ impl Error {
             function: function.to_owned(),
             message: message.to_owned(),
             traceback,
+            data: data.map(Box::new),
+        }
+    }
+
+    /// The error a Rust worker's method returned, decoded as `E`: `Some` for a remote error
+    /// that carries data of that type, `None` for any other error (including a remote error
+    /// from a worker in another language, or one whose error type is not `Serialize`).
+    ///
+    /// ```
+    /// # #[derive(serde::Deserialize)] enum MathError { DivideByZero }
+    /// # fn handle(err: multifrost::Error) {
+    /// match err.remote_error::<MathError>() {
+    ///     Some(MathError::DivideByZero) => eprintln!("b must not be zero"),
+    ///     None => eprintln!("{err}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn remote_error<E: DeserializeOwned>(&self) -> Option<E> {
+        self.remote_data()?.decode().ok()
+    }
+
+    /// The error data of a remote error as it arrived (`error_data`), if any.
+    pub fn remote_data(&self) -> Option<&EncodedValue> {
+        match self {
+            Error::Remote { data, .. } => data.as_deref(),
+            _ => None,
         }
     }
 

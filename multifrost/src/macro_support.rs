@@ -1,15 +1,20 @@
 //! What `#[multifrost::worker]` expansions call, reached as `multifrost::__private`: decoding
-//! positional arguments, running sync methods off the runtime, encoding results and turning a
-//! method's error into a [`CallError`]. Not a public API: it changes with the macro.
+//! positional arguments, running sync methods off the runtime, encoding results, turning a
+//! method's error into a [`CallError`] (with the error as data when it is `Serialize`), and
+//! sending byte strings as msgpack bin ([`BinValue`], also used by the typed clients). Not a
+//! public API: it changes with the macro.
 
 use std::fmt::Display;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::child::panic::{self, CaughtPanic};
 use crate::child::CallError;
 
-use crate::protocol::{EncodedValue, ValueError};
+use crate::protocol::{describe, EncodedValue, ValueError};
+/// `bytes::Bytes`, which the macro sends as bin, whatever the user's crate depends on.
+pub use bytes;
 /// The typed clients serialize their arguments with it, whatever the user's crate depends on.
 pub use serde;
 
@@ -76,6 +81,43 @@ impl Args {
         }
     }
 
+    /// Decodes the next argument of a byte-string parameter (see [`BinValue`]).
+    pub fn decode_next_bin<T: BinValue>(&mut self) -> Result<T, CallError> {
+        match self.values.next() {
+            Some(value) => self.decode_bin(&value),
+            None => Err(CallError::new(format!(
+                "{}: missing argument {}",
+                self.function,
+                self.describe_position(self.taken)
+            ))),
+        }
+    }
+
+    /// Decodes the next argument of a trailing `Option` byte-string parameter: `None` when the
+    /// caller left it out or sent nil.
+    pub fn decode_optional_bin<T: BinValue>(&mut self) -> Result<Option<T>, CallError> {
+        match self.values.next() {
+            Some(value) => self.decode_bin(&value),
+            None => {
+                self.taken += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_bin<T: BinValue>(&mut self, value: &EncodedValue) -> Result<T, CallError> {
+        let position = self.taken;
+        self.taken += 1;
+        decode_bin(value).map_err(|error| {
+            CallError::new(format!(
+                "{}: argument {}: {}",
+                self.function,
+                self.describe_position(position),
+                mismatch(&error)
+            ))
+        })
+    }
+
     fn decode<T: DeserializeOwned>(&mut self, value: &EncodedValue) -> Result<T, CallError> {
         let position = self.taken;
         self.taken += 1;
@@ -130,25 +172,22 @@ fn expected_arguments(required: usize, names: &[&str]) -> String {
 
 /// Runs a sync method on tokio's blocking pool, so the runtime keeps serving heartbeats and
 /// other calls meanwhile. A panic becomes an error naming the function, worded like the one
-/// the runtime sends for a panic in an async method.
+/// the runtime sends for a panic in an async method, with where it happened as traceback: it
+/// is caught on the blocking thread, where the panic hook recorded its location.
 pub async fn run_blocking<R, F>(function: &str, method: F) -> Result<R, CallError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    tokio::task::spawn_blocking(method).await.map_err(|join| {
-        if join.is_panic() {
-            let panic = join.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-text payload".to_owned());
-            CallError::new(format!("{function}: panicked: {message}"))
-        } else {
-            CallError::new(format!("{function}: cancelled: {join}"))
-        }
-    })
+    panic::install_hook();
+    let caught = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(method)).map_err(CaughtPanic::take)
+    });
+    match caught.await {
+        Ok(Ok(returned)) => Ok(returned),
+        Ok(Err(panic)) => Err(panic.into_call_error(function)),
+        Err(join) => Err(CallError::new(format!("{function}: cancelled: {join}"))),
+    }
 }
 
 /// Encodes what a method returned.
@@ -158,6 +197,219 @@ pub fn encode_return<T: Serialize + ?Sized>(
 ) -> Result<EncodedValue, CallError> {
     EncodedValue::encode(value)
         .map_err(|error| CallError::new(format!("{function}: cannot encode the result: {error}")))
+}
+
+/// Encodes what a method returned as a byte string: msgpack bin (nil for `None`).
+pub fn encode_bin_return<T: BinValue>(
+    function: &str,
+    value: &T,
+) -> Result<EncodedValue, CallError> {
+    encode_bin(value)
+        .map_err(|error| CallError::new(format!("{function}: cannot encode the result: {error}")))
+}
+
+// Byte strings. serde sends a `Vec<u8>` as an array of integers (a Python parent gets a list);
+// the macro sends the types below as msgpack bin instead, in arguments and results, both in the
+// worker and in the client, without `serde_bytes`. It decides by the type's name as written
+// (`syntax::is_bin` in the macro crate), so these are all the types that name can stand for.
+// Decoding also accepts an array of integers, from callers that do not send bin.
+
+/// A byte string sent as msgpack bin: `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes`, `[u8; N]`, and
+/// an `Option` of one (nil for `None`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is sent as msgpack bin because of its name, but it is not a byte string",
+    label = "a parameter or result named like a byte string",
+    note = "the macro sends `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes`, `[u8; N]` and an `Option` of one as bin; \
+            a type of your own named `Bytes` needs another name (or `use ... as`)"
+)]
+pub trait BinValue: Sized {
+    /// The bytes to send; `None` sends nil.
+    fn bin_bytes(&self) -> Option<&[u8]>;
+
+    /// From the bytes of a received bin.
+    fn from_bin(bytes: &[u8]) -> Result<Self, String>;
+
+    /// From bytes already collected (an array of integers): no copy for a `Vec<u8>`.
+    fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        Self::from_bin(&bytes)
+    }
+
+    /// From a received nil, for the types that have a value for it (`Option`).
+    fn from_nil() -> Option<Self> {
+        None
+    }
+}
+
+impl BinValue for Vec<u8> {
+    fn bin_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn from_bin(bytes: &[u8]) -> Result<Self, String> {
+        Ok(bytes.to_vec())
+    }
+    fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        Ok(bytes)
+    }
+}
+
+impl BinValue for Box<[u8]> {
+    fn bin_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn from_bin(bytes: &[u8]) -> Result<Self, String> {
+        Ok(bytes.into())
+    }
+    fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        Ok(bytes.into_boxed_slice())
+    }
+}
+
+impl BinValue for bytes::Bytes {
+    fn bin_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn from_bin(bytes: &[u8]) -> Result<Self, String> {
+        Ok(bytes::Bytes::copy_from_slice(bytes))
+    }
+    fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        Ok(bytes.into())
+    }
+}
+
+impl<const N: usize> BinValue for [u8; N] {
+    fn bin_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn from_bin(bytes: &[u8]) -> Result<Self, String> {
+        bytes
+            .try_into()
+            .map_err(|_| format!("bin of exactly {N} bytes"))
+    }
+}
+
+impl<T: BinValue> BinValue for Option<T> {
+    fn bin_bytes(&self) -> Option<&[u8]> {
+        self.as_ref().and_then(T::bin_bytes)
+    }
+    fn from_bin(bytes: &[u8]) -> Result<Self, String> {
+        T::from_bin(bytes).map(Some)
+    }
+    fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        T::from_vec(bytes).map(Some)
+    }
+    fn from_nil() -> Option<Self> {
+        Some(None)
+    }
+}
+
+/// Encodes a byte string as msgpack bin straight from its slice (nil for `None`).
+pub fn encode_bin<T: BinValue>(value: &T) -> Result<EncodedValue, String> {
+    let Some(bytes) = value.bin_bytes() else {
+        return Ok(EncodedValue::nil());
+    };
+    let mut buf = Vec::with_capacity(bytes.len() + 5);
+    rmp::encode::write_bin(&mut buf, bytes)
+        .map_err(|_| format!("{} bytes do not fit in a msgpack bin", bytes.len()))?;
+    Ok(EncodedValue::from_bin(buf.into(), bytes.len()))
+}
+
+/// Decodes a byte string: from a bin, copied once straight from the received message; or, for
+/// lenient callers, from an array of integers in 0..=255; nil only into an `Option`.
+pub fn decode_bin<T: BinValue>(value: &EncodedValue) -> Result<T, ValueError> {
+    let encoded = value.as_bytes();
+    let mut reader = encoded;
+    let mismatch = |detail: String| ValueError {
+        expected: "bin".to_owned(),
+        got: describe(&value.to_value()),
+        detail,
+    };
+    match encoded.first() {
+        Some(0xc4..=0xc6) => {
+            let len = rmp::decode::read_bin_len(&mut reader)
+                .map_err(|error| mismatch(error.to_string()))? as usize;
+            let bytes = reader
+                .get(..len)
+                .ok_or_else(|| mismatch("truncated bin".to_owned()))?;
+            T::from_bin(bytes).map_err(|detail| ValueError {
+                expected: detail,
+                ..mismatch(String::new())
+            })
+        }
+        Some(0xc0) => T::from_nil().ok_or_else(|| mismatch(String::new())),
+        Some(0x90..=0x9f | 0xdc | 0xdd) => {
+            let bytes: Vec<u8> = value.decode().map_err(|error| ValueError {
+                expected: "bin or array of integers in 0..=255".to_owned(),
+                ..error
+            })?;
+            let len = bytes.len();
+            T::from_vec(bytes).map_err(|detail| ValueError {
+                expected: detail,
+                got: format!("array of {len} items"),
+                detail: String::new(),
+            })
+        }
+        _ => Err(mismatch(String::new())),
+    }
+}
+
+/// A byte-string argument as a typed client sends it: msgpack bin (nil for `None`).
+pub struct BinArg<'a, T>(pub &'a T);
+
+impl<T: BinValue> Serialize for BinArg<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.bin_bytes() {
+            Some(bytes) => serializer.serialize_bytes(bytes),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// A byte-string result as a typed client decodes it: from bin, or from an array of integers
+/// (a worker in another language may send one); take the value with `.0`.
+pub struct BinReturn<T>(pub T);
+
+impl<'de, T: BinValue> serde::Deserialize<'de> for BinReturn<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BinVisitor(std::marker::PhantomData))
+    }
+}
+
+struct BinVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: BinValue> serde::de::Visitor<'de> for BinVisitor<T> {
+    type Value = BinReturn<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a byte string (bin)")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        T::from_bin(bytes).map(BinReturn).map_err(E::custom)
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
+        T::from_vec(bytes).map(BinReturn).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        T::from_vec(bytes)
+            .map(BinReturn)
+            .map_err(serde::de::Error::custom)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        T::from_nil()
+            .map(BinReturn)
+            .ok_or_else(|| E::invalid_type(serde::de::Unexpected::Unit, &self))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
 }
 
 // How a method's `Err(e)` becomes a `CallError`, chosen at compile time for the concrete error
@@ -263,5 +515,42 @@ impl DerefErrorTag {
 impl DisplayErrorTag {
     pub fn into_call_error<E: ErrorReply>(self, error: E) -> CallError {
         CallError::new(error.reply_text())
+    }
+}
+
+// Whether a method's `Err(e)` also travels as data (`error_data`), chosen the same way: the
+// expansion calls `(&&ErrorData(&error)).multifrost_error_data()` before converting the error,
+// and gets the error encoded when its type is `Serialize`, nothing otherwise. The reply's text
+// is the same either way.
+
+/// The error whose data is taken, as the receiver of `multifrost_error_data`.
+pub struct ErrorData<'a, E>(pub &'a E);
+
+/// The error is `Serialize`: it is sent as data too.
+pub trait SerializeErrorData {
+    fn multifrost_error_data(&self) -> Option<EncodedValue>;
+}
+impl<E: Serialize> SerializeErrorData for &ErrorData<'_, E> {
+    fn multifrost_error_data(&self) -> Option<EncodedValue> {
+        EncodedValue::encode(self.0)
+            .inspect_err(|error| tracing::debug!("error data left out of the reply: {error}"))
+            .ok()
+    }
+}
+
+/// Any other error: text only.
+pub trait NoErrorData {
+    fn multifrost_error_data(&self) -> Option<EncodedValue> {
+        None
+    }
+}
+impl<E> NoErrorData for ErrorData<'_, E> {}
+
+/// `error` with `data` attached, unless the conversion attached some already (a remote error
+/// forwarded from a nested call keeps the data it came with).
+pub fn with_error_data(error: CallError, data: Option<EncodedValue>) -> CallError {
+    match data {
+        Some(data) if error.data().is_none() => error.with_data(data),
+        _ => error,
     }
 }

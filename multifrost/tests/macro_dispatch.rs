@@ -344,6 +344,20 @@ async fn panic_in_sync_method_becomes_an_error_naming_it() {
 }
 
 #[tokio::test]
+async fn panic_in_sync_method_says_where_it_happened() {
+    let error = dispatch("panics", vec![]).await.unwrap_err();
+    let traceback = error.traceback().expect("a traceback");
+    assert!(
+        traceback.starts_with("  at multifrost/tests/macro_dispatch.rs:"),
+        "{traceback}"
+    );
+    assert_eq!(
+        error.reply_text(),
+        format!("panics: panicked: boom\n{traceback}")
+    );
+}
+
+#[tokio::test]
 async fn context_parameter_in_first_position_reads_metadata() {
     let mut incoming = call("token", vec![value("auth_token")]);
     incoming.context.metadata = vec![("auth_token".into(), "secret".into())];
@@ -448,4 +462,259 @@ async fn struct_argument_error_says_what_is_wrong_inside() {
         message,
         "scale: argument 1 (p): expected Point, got map of 1 entries (missing field `y`)"
     );
+}
+
+/// An error a caller can match on: `Serialize`, so it also travels as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum BankError {
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds { available: u64, requested: u64 },
+    #[error("account is frozen")]
+    Frozen,
+}
+
+/// `Serialize`, but with integer map keys, which the Python implementation cannot read.
+#[derive(Debug, Serialize, thiserror::Error)]
+#[error("several accounts failed")]
+pub struct ByAccount(std::collections::BTreeMap<u32, String>);
+
+pub struct Bank;
+
+#[multifrost::worker]
+impl Bank {
+    pub fn withdraw(&self, amount: u64) -> Result<u64, BankError> {
+        match amount {
+            0 => Err(BankError::Frozen),
+            1..=100 => Ok(100 - amount),
+            requested => Err(BankError::InsufficientFunds {
+                available: 100,
+                requested,
+            }),
+        }
+    }
+
+    pub async fn withdraw_async(&self, amount: u64) -> Result<u64, BankError> {
+        self.withdraw(amount)
+    }
+
+    pub fn fail_by_account(&self) -> Result<(), ByAccount> {
+        Err(ByAccount([(7, "closed".to_owned())].into()))
+    }
+
+    pub fn fail_not_serializable(&self, text: String) -> Result<(), ParseError> {
+        Err(ParseError {
+            source: text.parse::<i64>().unwrap_err(),
+            input: text,
+        })
+    }
+}
+
+async fn bank_error(function: &str, args: Vec<EncodedValue>) -> CallError {
+    Arc::new(Bank)
+        .dispatch(call(function, args))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn serializable_error_is_sent_as_data_beside_its_unchanged_text() {
+    let error = bank_error("withdraw", vec![value(500)]).await;
+    assert_eq!(
+        error.message(),
+        "insufficient funds: 100 available, 500 requested"
+    );
+    let data = error.data().expect("error data");
+    assert_eq!(
+        data.decode::<BankError>().unwrap(),
+        BankError::InsufficientFunds {
+            available: 100,
+            requested: 500
+        }
+    );
+    // Structs and variants with fields cross as maps with field names, like any value.
+    assert_eq!(
+        data.to_value()["InsufficientFunds"]["requested"].as_u64(),
+        Some(500)
+    );
+}
+
+#[tokio::test]
+async fn serializable_error_of_an_async_method_is_sent_as_data() {
+    let error = bank_error("withdraw_async", vec![value(0)]).await;
+    assert_eq!(error.message(), "account is frozen");
+    assert_eq!(
+        error.data().unwrap().decode::<BankError>().unwrap(),
+        BankError::Frozen
+    );
+}
+
+#[tokio::test]
+async fn error_that_is_not_serializable_is_sent_as_text_only() {
+    let error = bank_error("fail_not_serializable", vec![value("x")]).await;
+    assert_eq!(
+        error.message(),
+        "cannot parse \"x\"\ncaused by: invalid digit found in string"
+    );
+    assert!(error.data().is_none());
+}
+
+#[tokio::test]
+async fn error_data_other_implementations_cannot_read_is_left_out() {
+    let error = bank_error("fail_by_account", vec![]).await;
+    assert_eq!(error.message(), "several accounts failed");
+    assert!(error.data().is_none(), "{:?}", error.data());
+}
+
+#[tokio::test]
+async fn text_error_is_sent_with_its_text_as_data() {
+    let error = dispatch("fail_with_text", vec![value("it broke")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.data().unwrap().decode::<String>().unwrap(),
+        "it broke"
+    );
+}
+
+/// Byte strings in every form the macro sends as bin.
+pub struct Blobs;
+
+#[multifrost::worker]
+impl Blobs {
+    pub fn reverse(&self, data: Vec<u8>) -> Vec<u8> {
+        data.into_iter().rev().collect()
+    }
+
+    pub async fn boxed(&self, data: Box<[u8]>) -> Box<[u8]> {
+        data
+    }
+
+    pub fn shared(&self, data: bytes::Bytes) -> multifrost::__private::bytes::Bytes {
+        data.slice(1..)
+    }
+
+    pub fn digest(&self, data: [u8; 4]) -> [u8; 2] {
+        [data[0] ^ data[2], data[1] ^ data[3]]
+    }
+
+    pub fn maybe(&self, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        data
+    }
+
+    pub fn checked(&self, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        if data.is_empty() {
+            return Err("empty".into());
+        }
+        Ok(data)
+    }
+
+    pub fn with_tail(&self, head: String, tail: Option<Vec<u8>>) -> usize {
+        head.len() + tail.map_or(0, |tail| tail.len())
+    }
+}
+
+fn bin(bytes: &[u8]) -> EncodedValue {
+    EncodedValue::from_value(&multifrost::Value::Binary(bytes.to_vec())).unwrap()
+}
+
+async fn blobs(function: &str, args: Vec<EncodedValue>) -> Result<EncodedValue, CallError> {
+    Arc::new(Blobs).dispatch(call(function, args)).await
+}
+
+/// The result, which must be a msgpack bin.
+async fn blobs_bin(function: &str, args: Vec<EncodedValue>) -> Vec<u8> {
+    match blobs(function, args).await.unwrap().to_value() {
+        multifrost::Value::Binary(bytes) => bytes,
+        other => panic!("{function} returned {other:?}, not bin"),
+    }
+}
+
+#[tokio::test]
+async fn vec_u8_crosses_as_bin_both_ways() {
+    assert_eq!(blobs_bin("reverse", vec![bin(&[1, 2, 3])]).await, [3, 2, 1]);
+}
+
+#[tokio::test]
+async fn a_byte_string_parameter_also_accepts_an_array_of_integers() {
+    assert_eq!(
+        blobs_bin("reverse", vec![value([1, 2, 3])]).await,
+        [3, 2, 1]
+    );
+}
+
+#[tokio::test]
+async fn boxed_slice_bytes_and_arrays_cross_as_bin() {
+    assert_eq!(blobs_bin("boxed", vec![bin(&[9, 8])]).await, [9, 8]);
+    assert_eq!(blobs_bin("shared", vec![bin(&[9, 8, 7])]).await, [8, 7]);
+    assert_eq!(blobs_bin("digest", vec![bin(&[1, 2, 3, 4])]).await, [2, 6]);
+}
+
+#[tokio::test]
+async fn an_array_parameter_needs_its_exact_length() {
+    let error = blobs("digest", vec![bin(&[1, 2, 3])]).await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        "digest: argument 1 (data): expected bin of exactly 4 bytes, got bin of 3 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_byte_string_parameter_names_what_arrived_instead() {
+    let error = blobs("reverse", vec![value("text")]).await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        r#"reverse: argument 1 (data): expected bin, got str "text""#
+    );
+    let error = blobs("reverse", vec![value([1, 300])]).await.unwrap_err();
+    assert!(
+        error
+            .message()
+            .starts_with("reverse: argument 1 (data): expected bin or array of integers in 0..=255, got array of 2 items"),
+        "{}",
+        error.message()
+    );
+}
+
+#[tokio::test]
+async fn optional_bytes_cross_as_bin_or_nil() {
+    assert_eq!(blobs_bin("maybe", vec![bin(&[5])]).await, [5]);
+    assert!(blobs("maybe", vec![EncodedValue::nil()])
+        .await
+        .unwrap()
+        .is_nil());
+    assert!(blobs("maybe", vec![]).await.unwrap().is_nil());
+    let two = blobs("with_tail", vec![value("ab"), bin(&[1, 2])]).await;
+    assert_eq!(two.unwrap().decode::<usize>().unwrap(), 4);
+    let omitted = blobs("with_tail", vec![value("ab")]).await;
+    assert_eq!(omitted.unwrap().decode::<usize>().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_ok_side_of_a_result_crosses_as_bin() {
+    assert_eq!(blobs_bin("checked", vec![bin(&[4])]).await, [4]);
+    let error = blobs("checked", vec![bin(&[])]).await.unwrap_err();
+    assert_eq!(error.message(), "empty");
+}
+
+#[tokio::test]
+async fn a_large_byte_string_crosses_whole() {
+    let data: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut reversed = blobs_bin("reverse", vec![bin(&data)]).await;
+    reversed.reverse();
+    assert_eq!(reversed, data);
+}
+
+#[test]
+fn the_client_helpers_send_bin_and_read_bin_or_integers() {
+    use multifrost::__private::{BinArg, BinReturn};
+    let sent = value(BinArg(&vec![1u8, 2]));
+    assert_eq!(sent.to_value(), multifrost::Value::Binary(vec![1, 2]));
+    assert!(value(BinArg(&None::<Vec<u8>>)).is_nil());
+    let from_bin: BinReturn<[u8; 2]> = bin(&[1, 2]).decode().unwrap();
+    assert_eq!(from_bin.0, [1, 2]);
+    let from_ints: BinReturn<bytes::Bytes> = value([1, 2]).decode().unwrap();
+    assert_eq!(&from_ints.0[..], [1, 2]);
+    let from_nil: BinReturn<Option<Box<[u8]>>> = EncodedValue::nil().decode().unwrap();
+    assert!(from_nil.0.is_none());
+    assert!(EncodedValue::nil().decode::<BinReturn<Vec<u8>>>().is_err());
 }

@@ -2,10 +2,12 @@
 //!
 //! From the top down: runner.rs starts serving in spawn or connect mode; serve.rs runs the
 //! receive loop and the calls; [`rules`] decides what each message asks for; worker.rs defines
-//! what a worker is; output.rs captures the process's own stdout and stderr.
+//! what a worker is; output.rs captures the process's own stdout and stderr; panic.rs finds
+//! where a method panicked.
 
 mod describe;
 mod output;
+pub(crate) mod panic;
 pub mod rules;
 mod runner;
 mod serve;

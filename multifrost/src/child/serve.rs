@@ -11,10 +11,13 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use std::collections::{HashMap, VecDeque};
 
 use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
+use super::panic::CaughtPanic;
 use super::rules::{Decision, DispatchRules, Ignored};
 use super::worker::{IncomingCall, Worker};
 use crate::error::{Error, Result};
-use crate::protocol::{encode_error, encode_output, encode_response, Limits, MessageKind};
+use crate::protocol::{
+    encode_error, encode_error_with_data, encode_output, encode_response, Limits, MessageKind,
+};
 use crate::transport::{self, RouterSendHalf, RouterSocket, SocketEvent, SocketRecv, SocketSend};
 
 /// How many distinct parents a child remembers for forwarding its output.
@@ -36,6 +39,8 @@ pub(crate) struct Server<W> {
 
 impl<W: Worker> Server<W> {
     pub fn new(worker: Arc<W>, limits: Limits, auth_token: Option<String>) -> Arc<Self> {
+        // So that a panic's reply says where it happened.
+        super::panic::install_hook();
         Arc::new(Server {
             rules: DispatchRules::new(
                 worker.list_functions(),
@@ -282,7 +287,10 @@ impl<W: Worker> Server<W> {
             let correlation_id = call.context.correlation_id().map(str::to_owned);
             tracing::debug!(function, correlation_id, "call received");
             let started = std::time::Instant::now();
-            let dispatch = AssertUnwindSafe(worker.dispatch(call)).catch_unwind();
+            // The location is taken in the poll that caught the panic, on its thread.
+            let dispatch = AssertUnwindSafe(worker.dispatch(call))
+                .catch_unwind()
+                .map(|outcome| outcome.map_err(CaughtPanic::take));
             let until_deadline = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -325,12 +333,12 @@ impl<W: Worker> Server<W> {
                         error = error.message(),
                         "call answered with an error"
                     );
-                    encode_error(&id, error.message())
+                    encode_error_with_data(&id, &error.reply_text(), error.data())
                 }
                 Err(panic) => {
-                    let message = format!("{function}: panicked: {}", panic_message(&panic));
-                    tracing::warn!(function, correlation_id, "{message}");
-                    encode_error(&id, &message)
+                    let error = panic.into_call_error(&function);
+                    tracing::warn!(function, correlation_id, "{}", error.reply_text());
+                    encode_error(&id, &error.reply_text())
                 }
             };
             replies.send(routing_id, payload);
@@ -412,16 +420,5 @@ impl Drop for Unsent {
                 waiting.remove(&self.peer);
             }
         }
-    }
-}
-
-/// The text of a panic payload.
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic with a non-text payload".to_owned()
     }
 }

@@ -150,9 +150,15 @@ impl CallContext {
 }
 
 /// An error a worker returns for one call; it reaches the caller as an `error` reply.
+///
+/// Besides its text it may carry a traceback (the text after the first line on the wire, as a
+/// Python worker sends one) and the error itself as data (the `error_data` extension: a parent
+/// gets it back with [`Error::remote_error`](crate::Error::remote_error)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {
     message: String,
+    traceback: Option<String>,
+    data: Option<EncodedValue>,
 }
 
 impl CallError {
@@ -165,6 +171,8 @@ impl CallError {
     pub fn new(message: impl Into<String>) -> CallError {
         CallError {
             message: message.into(),
+            traceback: None,
+            data: None,
         }
     }
 
@@ -177,7 +185,7 @@ impl CallError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        CallError { message }
+        CallError::new(message)
     }
 
     /// `Function '<name>' not found`, as every implementation words it (a name longer than
@@ -197,9 +205,75 @@ impl CallError {
         ))
     }
 
-    /// The text sent on the wire.
+    /// Adds a traceback: sent after the message and a newline, where a Python worker sends
+    /// its traceback, so a parent reads it as `Error::Remote::traceback`.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> CallError {
+        self.traceback = Some(traceback.into());
+        self
+    }
+
+    /// Attaches the error as data, sent beside the text as `error_data` (parents in other
+    /// languages ignore it and see the text); a Rust parent decodes it with
+    /// [`Error::remote_error`](crate::Error::remote_error).
+    ///
+    /// Data that another implementation could not read is left out, with a debug log: a map
+    /// with keys that are not strings, nesting deeper than 64 levels, or more than 1 MiB. (The
+    /// Python implementation drops a whole reply that holds such a map, so the text would be
+    /// lost too.)
+    pub fn with_data(mut self, data: EncodedValue) -> CallError {
+        match unportable_data(&data) {
+            None => self.data = Some(data),
+            Some(why) => tracing::debug!("error data left out of the reply: {why}"),
+        }
+        self
+    }
+
+    /// The text sent on the wire, without the traceback.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The traceback, if any (a panic's location).
+    pub fn traceback(&self) -> Option<&str> {
+        self.traceback.as_deref()
+    }
+
+    /// The error as data, if attached.
+    pub fn data(&self) -> Option<&EncodedValue> {
+        self.data.as_ref()
+    }
+
+    /// The whole `error` text of the reply: the message, then the traceback on the next line.
+    pub fn reply_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.traceback {
+            Some(traceback) => format!("{}\n{traceback}", self.message).into(),
+            None => self.message.as_str().into(),
+        }
+    }
+}
+
+/// Why error data could not be read by every implementation, if it could not.
+fn unportable_data(data: &EncodedValue) -> Option<String> {
+    const MAX_LEN: usize = 1024 * 1024;
+    const MAX_DEPTH: usize = 64;
+    fn string_keys_only(value: &Value) -> bool {
+        match value {
+            Value::Array(items) => items.iter().all(string_keys_only),
+            Value::Map(entries) => entries
+                .iter()
+                .all(|(key, value)| key.is_str() && string_keys_only(value)),
+            _ => true,
+        }
+    }
+    let len = data.as_bytes().len();
+    if len > MAX_LEN {
+        return Some(format!("{len} bytes, over {MAX_LEN}"));
+    }
+    let mut bytes = data.as_bytes();
+    match rmpv::decode::read_value_with_max_depth(&mut bytes, MAX_DEPTH) {
+        Ok(value) if string_keys_only(&value) => None,
+        Ok(_) => Some("a map key is not a string".to_owned()),
+        Err(_) => Some(format!("nested deeper than {MAX_DEPTH} levels")),
     }
 }
 
@@ -213,15 +287,26 @@ impl std::error::Error for CallError {}
 
 impl From<crate::error::Error> for CallError {
     /// A method returning multifrost's own error (for example from a nested call) sends its
-    /// message; a remote error is forwarded with its traceback.
+    /// message; a remote error is forwarded with its traceback and its data.
     fn from(error: crate::error::Error) -> CallError {
         match error {
             crate::error::Error::Remote {
                 message,
-                traceback: Some(traceback),
+                traceback,
+                data,
                 ..
-            } => CallError::new(format!("{message}\n{traceback}")),
-            crate::error::Error::Remote { message, .. } => CallError::new(message),
+            } => {
+                let text = match traceback {
+                    Some(traceback) => format!("{message}\n{traceback}"),
+                    None => message,
+                };
+                // The error data travels on, so the first caller can still decode it.
+                CallError {
+                    message: text,
+                    traceback: None,
+                    data: data.map(|data| *data),
+                }
+            }
             other => CallError::from_error(&other),
         }
     }

@@ -239,6 +239,7 @@ impl Connection {
                     .error
                     .as_deref()
                     .unwrap_or("error reply without an 'error' text"),
+                reply.error_data(),
             )),
             _ => Err(Error::protocol(&self.worker, "unexpected reply type")),
         }

@@ -8,7 +8,7 @@ use rmpv::Value;
 use super::contract::{
     APP_ID, AUTH_TOKEN_KEY, DEADLINE_KEY, HB_RESPONSE_KEY, HB_TIMESTAMP_KEY, TIMESTAMP_SENT_KEY,
 };
-use super::message::{MessageKind, RawMessage};
+use super::message::{MessageKind, RawMessage, ERROR_DATA_KEY};
 use super::value::{quote, EncodedValue};
 
 /// The longest error text a reply carries, in bytes: far below the 10 MiB that every receiver
@@ -110,9 +110,20 @@ pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
 /// Encodes an `error` reply; a text over [`MAX_ERROR_TEXT`] is cut, so the reply stays within
 /// what the caller accepts.
 pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
+    encode_error_with_data(id, error, None)
+}
+
+/// Encodes an `error` reply, with the error as data beside its text when there is some
+/// (`error_data`, an extension that v4 peers ignore).
+pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>) -> Vec<u8> {
     let error = quote(error, MAX_ERROR_TEXT);
-    let mut writer = MessageWriter::new(MessageKind::Error, id, 1, error.len());
+    let data_len = data.map_or(0, |data| data.as_bytes().len());
+    let extra = 1 + u32::from(data.is_some());
+    let mut writer = MessageWriter::new(MessageKind::Error, id, extra, error.len() + data_len);
     writer.str_field("error", &error);
+    if let Some(data) = data {
+        writer.raw_field(ERROR_DATA_KEY, data.as_bytes());
+    }
     writer.finish()
 }
 
@@ -274,6 +285,19 @@ mod tests {
         assert_eq!(message.id.as_deref(), Some("deep-1"));
         assert_eq!(message.kind, MessageKind::Call);
         assert_eq!(message.violation, Some(DecodeError::TooDeep { limit: 256 }));
+    }
+
+    #[test]
+    fn an_error_reply_carries_its_data_beside_the_text() {
+        let data = EncodedValue::encode(&("DivideByZero", 7)).unwrap();
+        let bytes = encode_error_with_data("e-1", "cannot divide", Some(&data));
+        let message = RawMessage::parse(Bytes::from(bytes), &Limits::default()).unwrap();
+        assert_eq!(message.kind, MessageKind::Error);
+        assert_eq!(message.error.as_deref(), Some("cannot divide"));
+        assert_eq!(message.error_data(), Some(data));
+        let plain = encode_error("e-2", "cannot divide");
+        let message = RawMessage::parse(Bytes::from(plain), &Limits::default()).unwrap();
+        assert_eq!(message.error_data(), None);
     }
 
     #[test]

@@ -12,6 +12,10 @@ use super::contract::APP_ID;
 use super::limits::{read_header, skip_value, DecodeError, Header, Limits, Summary};
 use super::value::{decode_value, EncodedValue};
 
+/// The key of an `error` reply that carries the error as data beside its text: an extension of
+/// this implementation, which v4 peers ignore (receivers ignore unknown keys).
+pub const ERROR_DATA_KEY: &str = "error_data";
+
 /// The `type` of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -90,6 +94,7 @@ pub struct RawMessage {
     /// Each argument's bytes, with what the scan found in it.
     args: Option<Vec<(Range<usize>, Summary)>>,
     result: Option<(Range<usize>, Summary)>,
+    error_data: Option<(Range<usize>, Summary)>,
     metadata: Option<(Range<usize>, Summary)>,
     /// The first limit the message broke, if any. Structure errors fail the parse instead.
     pub violation: Option<DecodeError>,
@@ -110,6 +115,7 @@ impl RawMessage {
             output: None,
             args: None,
             result: None,
+            error_data: None,
             metadata: None,
             violation: None,
         };
@@ -192,6 +198,7 @@ impl RawMessage {
                 "error" => message.error = text(),
                 "output" => message.output = text(),
                 "result" => message.result = Some((span, summary)),
+                ERROR_DATA_KEY => message.error_data = Some((span, summary)),
                 "metadata" => message.metadata = Some((span, summary)),
                 _ => {}
             }
@@ -228,6 +235,15 @@ impl RawMessage {
             }
             None => EncodedValue::nil(),
         }
+    }
+
+    /// The error data of an `error` reply (the `error_data` extension), if it has any.
+    pub fn error_data(&self) -> Option<EncodedValue> {
+        let (span, summary) = self.error_data.as_ref()?;
+        Some(EncodedValue::from_validated(
+            self.frame.slice(span.clone()),
+            *summary,
+        ))
     }
 
     /// The `metadata` map decoded as dynamic values, empty when absent or not a map.

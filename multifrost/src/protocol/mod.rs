@@ -13,12 +13,12 @@ mod value;
 
 pub use contract::{APP_ID, DEFAULT_NAMESPACE};
 pub use encode::{
-    encode_cancel, encode_error, encode_heartbeat, encode_heartbeat_reply, encode_output,
-    encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
+    encode_cancel, encode_error, encode_error_with_data, encode_heartbeat, encode_heartbeat_reply,
+    encode_output, encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
     MAX_ERROR_TEXT,
 };
 pub use limits::{DecodeError, Limits};
-pub use message::{MessageKind, RawMessage};
+pub use message::{MessageKind, RawMessage, ERROR_DATA_KEY};
 pub(crate) use value::quote;
 pub use value::{
     describe, short_type_name, EncodeError, EncodedValue, PathSegment, ValueError, ValuePath,

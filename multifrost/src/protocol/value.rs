@@ -122,6 +122,15 @@ impl EncodedValue {
         EncodedValue { bytes, summary }
     }
 
+    /// Wraps `bytes`, which hold one msgpack bin of `len` bytes that the caller just wrote.
+    pub(crate) fn from_bin(bytes: Bytes, len: usize) -> EncodedValue {
+        let summary = Summary {
+            str_bin_len: len.min(u32::MAX as usize) as u32,
+            ..Summary::default()
+        };
+        EncodedValue { bytes, summary }
+    }
+
     /// Validates untrusted bytes as exactly one msgpack value within `limits`.
     pub fn from_bytes(bytes: Bytes, limits: &Limits) -> Result<EncodedValue, DecodeError> {
         let summary = scan(&bytes, limits)?;

@@ -1,11 +1,38 @@
 //! A worker defined with `#[multifrost::worker]` for the tests: call context, sync methods that
-//! block, panics. Shared by its binary (tests/src/bin/toolbox_worker.rs) and the tests.
+//! block, panics, typed errors, byte strings. Shared by its binary
+//! (tests/src/bin/toolbox_worker.rs) and the tests.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use multifrost::{CallContext, Value};
+use serde::{Deserialize, Serialize};
 
 pub struct Toolbox;
+
+/// An error a caller can match on: `Serialize`, so it travels as data beside its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerError {
+    Insufficient { available: u64, requested: u64 },
+    Frozen,
+}
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerError::Insufficient {
+                available,
+                requested,
+            } => write!(
+                f,
+                "insufficient funds: {available} available, {requested} requested"
+            ),
+            LedgerError::Frozen => f.write_str("the ledger is frozen"),
+        }
+    }
+}
+
+impl std::error::Error for LedgerError {}
 
 static DROPPED_HOLDS: AtomicU64 = AtomicU64::new(0);
 static CANCELS_SEEN: AtomicU64 = AtomicU64::new(0);
@@ -52,6 +79,34 @@ impl Toolbox {
     /// Panics in a sync method.
     pub fn explode(&self) -> i64 {
         panic!("sync boom")
+    }
+
+    /// Panics in an async method.
+    pub async fn explode_async(&self) -> i64 {
+        tokio::task::yield_now().await;
+        panic!("async boom")
+    }
+
+    /// Takes `amount` out of a balance of 100; a typed error otherwise (0 means frozen).
+    pub fn withdraw(&self, amount: u64) -> Result<u64, LedgerError> {
+        match amount {
+            0 => Err(LedgerError::Frozen),
+            1..=100 => Ok(100 - amount),
+            requested => Err(LedgerError::Insufficient {
+                available: 100,
+                requested,
+            }),
+        }
+    }
+
+    /// Returns its bytes unchanged (sent back as msgpack bin).
+    pub fn echo_bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+
+    /// `len` bytes counting up from 0 (wrapping), as `bytes::Bytes`; none for a zero `len`.
+    pub async fn count_bytes(&self, len: usize) -> Option<bytes::Bytes> {
+        (len > 0).then(|| (0..len).map(|i| i as u8).collect())
     }
 
     /// Holds for `seconds` (an async method); a hold dropped before its end is counted.
