@@ -12,6 +12,7 @@
 //! `syntax` holds the predicates on types that all of them share.
 
 mod client;
+mod describe;
 mod server;
 
 mod validate;

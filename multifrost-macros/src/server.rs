@@ -11,6 +11,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Ident;
 
+use crate::describe;
 use crate::model::{Method, Output, Worker};
 use crate::syntax::is_bin;
 
@@ -31,6 +32,7 @@ pub fn expand(worker: &Worker) -> TokenStream {
     });
     let wire_names = methods.iter().map(|method| &method.wire_name);
     let arms = methods.iter().map(|method| dispatch_arm(worker, method));
+    let describe = describe::expand(worker);
     quote! {
         #[#krate::async_trait]
         #[automatically_derived]
@@ -40,6 +42,8 @@ pub fn expand(worker: &Worker) -> TokenStream {
             fn list_functions(&self) -> ::std::vec::Vec<::std::string::String> {
                 #krate::__private::function_list(&[#(#wire_names),*])
             }
+
+            #describe
 
             async fn dispatch(
                 self: ::std::sync::Arc<Self>,

@@ -10,13 +10,51 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::child::panic::{self, CaughtPanic};
-use crate::child::CallError;
+use crate::child::{CallError, Description, MethodDescription, ParamDescription};
 
 use crate::protocol::{describe, EncodedValue, ValueError};
 /// `bytes::Bytes`, which the macro sends as bin, whatever the user's crate depends on.
 pub use bytes;
 /// The typed clients serialize their arguments with it, whatever the user's crate depends on.
 pub use serde;
+
+/// One exposed method, as the expansion describes it.
+pub struct MethodInfo {
+    /// Its wire name.
+    pub name: &'static str,
+    /// Its positional parameters: name, type as written, whether it may be left out.
+    pub params: &'static [(&'static str, &'static str, bool)],
+    /// The type it returns (for `Result<T, E>`, `T`), or `None` for nothing.
+    pub returns: Option<&'static str>,
+    /// The first line of its doc comment.
+    pub doc: Option<&'static str>,
+}
+
+/// What `Worker::describe` returns for the described methods.
+pub fn description(namespace: &str, methods: &[MethodInfo]) -> Description {
+    Description {
+        namespace: namespace.to_owned(),
+        methods: methods
+            .iter()
+            .map(|method| MethodDescription {
+                name: method.name.to_owned(),
+                params: Some(
+                    method
+                        .params
+                        .iter()
+                        .map(|&(name, ty, optional)| ParamDescription {
+                            name: name.to_owned(),
+                            ty: ty.to_owned(),
+                            optional,
+                        })
+                        .collect(),
+                ),
+                returns: Some(method.returns.unwrap_or("()").to_owned()),
+                doc: method.doc.map(str::to_owned),
+            })
+            .collect(),
+    }
+}
 
 /// The exposed names, for `Worker::list_functions`.
 pub fn function_list(names: &[&str]) -> Vec<String> {
