@@ -54,12 +54,13 @@ pub fn expand(worker: &Worker) -> TokenStream {
         #(#not_exposed)*
 
         #[doc = #async_doc]
-        pub struct #client<'a> {
-            caller: #krate::Caller<'a>,
+        #[derive(Clone)]
+        pub struct #client {
+            caller: #krate::Caller,
         }
 
         #[allow(private_interfaces)]
-        impl<'a> #client<'a> {
+        impl #client {
             #[doc = #with_options_doc]
             #[must_use]
             pub fn with_options(self, options: #krate::CallOptions) -> Self {
@@ -70,12 +71,13 @@ pub fn expand(worker: &Worker) -> TokenStream {
         }
 
         #[doc = #blocking_doc]
-        pub struct #blocking<'a> {
-            caller: #krate::BlockingCaller<'a>,
+        #[derive(Clone)]
+        pub struct #blocking {
+            caller: #krate::BlockingCaller,
         }
 
         #[allow(private_interfaces)]
-        impl<'a> #blocking<'a> {
+        impl #blocking {
             #[doc = #with_options_doc]
             #[must_use]
             pub fn with_options(self, options: #krate::CallOptions) -> Self {
@@ -88,14 +90,14 @@ pub fn expand(worker: &Worker) -> TokenStream {
         #[automatically_derived]
         impl #krate::Service for #self_ty {
             #namespace_const
-            type Client<'a> = #client<'a>;
-            type BlockingClient<'a> = #blocking<'a>;
+            type Client = #client;
+            type BlockingClient = #blocking;
 
-            fn client(caller: #krate::Caller<'_>) -> #client<'_> {
+            fn client(caller: #krate::Caller) -> #client {
                 #client { caller }
             }
 
-            fn blocking_client(caller: #krate::BlockingCaller<'_>) -> #blocking<'_> {
+            fn blocking_client(caller: #krate::BlockingCaller) -> #blocking {
                 #blocking { caller }
             }
         }
@@ -140,7 +142,8 @@ fn arguments_name(worker: &Worker, method: &Method) -> Ident {
     format_ident!("__{}_{}_args", worker.name, method.ident.unraw())
 }
 
-/// `pub async fn add(&self, a: i64, b: i64) -> multifrost::Result<i64>`, or its blocking twin.
+/// `pub fn add(&self, a: i64, b: i64) -> impl Future<Output = multifrost::Result<i64>> + Send +
+/// 'static`, or its blocking twin returning `multifrost::Result<i64>`.
 fn client_method(worker: &Worker, method: &Method, is_async: bool) -> TokenStream {
     let krate = &worker.krate;
     let ident = &method.ident;
@@ -166,16 +169,18 @@ fn client_method(worker: &Worker, method: &Method, is_async: bool) -> TokenStrea
         let docs = &method.docs;
         quote!(#(#docs)*)
     };
-    let (asyncness, wait) = if is_async {
-        (quote!(async), quote!(.await))
+    // The async method returns a future that owns its call (the caller's `Arc` and the
+    // encoded arguments), so it outlives the client it came from.
+    let output = if is_async {
+        quote!(impl ::core::future::Future<Output = #krate::Result<#returned>> + ::core::marker::Send + 'static)
     } else {
-        (quote!(), quote!())
+        quote!(#krate::Result<#returned>)
     };
     quote! {
         #docs
         #[allow(clippy::too_many_arguments)]
-        pub #asyncness fn #ident(&self, #(#signature),*) -> #krate::Result<#returned> {
-            self.caller.call(#wire_name, #arguments(#(#args),*))#wait
+        pub fn #ident(&self, #(#signature),*) -> #output {
+            self.caller.call(#wire_name, #arguments(#(#args),*))
         }
     }
 }
@@ -241,22 +246,24 @@ fn not_exposed_stub(worker: &Worker, method: &NotExposed, clients: [&Ident; 2]) 
         .map(|index| format_ident!("__A{}", index))
         .collect();
     // Spanned at the method, so the note "required by this bound" points at its definition.
-    let bound = quote_spanned!(ident.span()=> Self: NotExposed);
+    // The lifetime keeps the bound from being trivially false, which would be an error at the
+    // stub itself (the clients have no generic parameter of their own).
+    let bound = quote_spanned!(ident.span()=> Self: NotExposed<'__call>);
     let [client, blocking] = clients;
     quote! {
         const _: () = {
             #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-            trait NotExposed {}
+            trait NotExposed<'a> {}
             // An impl that never applies and is never suggested, so the compiler does not
             // suggest implementing `NotExposed` either.
             trait Never {}
             #[diagnostic::do_not_recommend]
-            impl<T: ?::core::marker::Sized + Never> NotExposed for T {}
+            impl<'a, T: ?::core::marker::Sized + Never> NotExposed<'a> for T {}
 
             #[allow(private_bounds)]
-            impl #client<'_> {
+            impl #client {
                 #[doc(hidden)]
-                pub fn #ident<__R, #(#arguments),*>(&self, #(_: #arguments),*) -> ::core::future::Ready<#krate::Result<__R>>
+                pub fn #ident<'__call, __R, #(#arguments),*>(&'__call self, #(_: #arguments),*) -> ::core::future::Ready<#krate::Result<__R>>
                 where
                     #bound,
                 {
@@ -265,9 +272,9 @@ fn not_exposed_stub(worker: &Worker, method: &NotExposed, clients: [&Ident; 2]) 
             }
 
             #[allow(private_bounds)]
-            impl #blocking<'_> {
+            impl #blocking {
                 #[doc(hidden)]
-                pub fn #ident<__R, #(#arguments),*>(&self, #(_: #arguments),*) -> #krate::Result<__R>
+                pub fn #ident<'__call, __R, #(#arguments),*>(&'__call self, #(_: #arguments),*) -> #krate::Result<__R>
                 where
                     #bound,
                 {

@@ -72,6 +72,7 @@ pub use multifrost_macros::worker;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macro_support::*;
+    pub use crate::parent::same_namespace;
 }
 
 /// Re-exported for implementing [`Worker`] by hand.

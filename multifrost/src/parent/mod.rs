@@ -25,6 +25,8 @@ mod worker;
 
 pub use blocking::BlockingHandle;
 pub use client::{BlockingCaller, Caller, Dynamic, Service};
+#[doc(hidden)]
+pub use client::same_namespace;
 pub use handle::Handle;
 pub use health::{CircuitState, MetricsSnapshot};
 pub use options::CallOptions;
