@@ -66,7 +66,7 @@ pub use parent::{
 };
 pub use protocol::{EncodedValue, Limits};
 
-pub use multifrost_macros::worker;
+pub use multifrost_macros::{client, worker};
 
 /// What `#[multifrost::worker]` expansions call. Not a public API.
 #[doc(hidden)]

@@ -24,9 +24,9 @@ mod supervisor;
 mod worker;
 
 pub use blocking::BlockingHandle;
-pub use client::{BlockingCaller, Caller, Dynamic, Service};
 #[doc(hidden)]
 pub use client::same_namespace;
+pub use client::{BlockingCaller, Caller, Dynamic, Service};
 pub use handle::Handle;
 pub use health::{CircuitState, MetricsSnapshot};
 pub use options::CallOptions;

@@ -33,14 +33,14 @@ async fn parent(handle: Handle<Math>) -> multifrost::Result<i64> {
     };
     let spawned = tokio::spawn(handle.call().add(9, 10));
     let client = handle.call();
-    let from_a_clone = client.clone().add(11, 12);
+    let outlives_its_client = client.add(11, 12);
     drop(client);
     Ok(stored.await?
         + with_options.await?
         + joined?
         + selected
         + spawned.await.expect("the task ran")?
-        + from_a_clone.await?)
+        + outlives_its_client.await?)
 }
 
 fn blocking(handle: BlockingHandle<Math>) -> multifrost::Result<i64> {
