@@ -35,7 +35,7 @@ pub fn declarations(client: &Worker) -> TokenStream {
             // so a worker's error notes point at the trait's method.
             quote_spanned! {method.wire_span=>
                 #[doc(hidden)]
-                #[allow(non_snake_case)]
+                #[allow(non_snake_case, clippy::unused_unit)]
                 fn #ident(#(#params),*) -> #output
                 where
                     Self: ::core::marker::Sized;
@@ -60,7 +60,10 @@ pub fn serves(worker: &Worker, path: &Path) -> TokenStream {
         let output = wire_output(method);
         // The item's own tokens carry the wire name's span, so "not a member of trait" points
         // at the method's name (or `rename`); the types keep theirs, for mismatches.
+        // `-> ()` is written out (the result's tokens, for mismatches) even where the method
+        // returns nothing.
         quote_spanned! {method.wire_span=>
+            #[allow(clippy::unused_unit)]
             fn #ident(#(_: #types),*) -> #output {
                 ::core::unreachable!("a contract signature, checked at compile time and never called")
             }

@@ -92,20 +92,18 @@ impl Caller {
 }
 
 /// The call itself, generic over the result type only, so that its future does not depend on
-/// the type of the arguments (already encoded).
-fn owned_call<R>(
+/// the type of the arguments (already encoded) and owns all it holds.
+async fn owned_call<R>(
     supervisor: Arc<Supervisor>,
     options: Arc<CallOptions>,
     function: &'static str,
     args: Result<EncodedValue>,
-) -> impl Future<Output = Result<R>> + Send + 'static
+) -> Result<R>
 where
     R: DeserializeOwned + 'static,
 {
-    async move {
-        let result = supervisor.call(function, &args?, &options).await?;
-        decode_result(function, result)
-    }
+    let result = supervisor.call(function, &args?, &options).await?;
+    decode_result(function, result)
 }
 
 /// What a generated blocking client calls through: the worker and the options for its calls.
