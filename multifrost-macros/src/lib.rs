@@ -120,9 +120,24 @@ use quote::ToTokens;
 ///   Each has one method per exposed method, with the same Rust name and the same argument
 ///   types taken by value, returning `multifrost::Result<T>`: `T` is the method's return type,
 ///   with `Result<T, E>` unwrapped to `T` (the worker's error arrives as
-///   `multifrost::Error::Remote`). Doc comments are copied. `with_options(CallOptions)` sets a
-///   timeout, namespace, metadata or correlation id for the calls made through it (also
-///   reachable as `handle.call_with(options)`).
+///   `multifrost::Error::Remote`). The async client's methods return a future that owns its
+///   call (`impl Future<Output = multifrost::Result<T>> + Send + 'static`): it outlives the
+///   client, and can be stored, joined, selected or spawned. Doc comments are copied.
+///   `with_options(CallOptions)` sets a timeout, namespace, metadata or correlation id for the
+///   calls made through it (also reachable as `handle.call_with(options)`).
+///
+/// # Serving a client trait
+///
+/// `#[multifrost::worker(serves = math_api::MathApi)]` states that the block serves a
+/// [`macro@client`] trait, so that parents can depend on the trait's crate instead of the
+/// worker's. The worker then implements the trait (`Math: MathApi` holds), and the compiler
+/// checks its exposed methods against the trait's, matched by wire name: each argument type in
+/// order, the result type (`Result<T, E>` unwrapped on both sides; asyncness, the error type
+/// and a `&CallContext` parameter do not cross the wire, so they may differ), every trait
+/// method exposed and no other, and the same namespace. Each drift is one error at the
+/// worker's tokens: "method `add` has an incompatible type for trait: expected `i64`, found
+/// `i32`", "method `multiply` is not a member of trait `MathApi`", "not all trait items
+/// implemented, missing: `get_info`".
 ///
 /// # The call context
 ///
@@ -133,7 +148,8 @@ use quote::ToTokens;
 /// # Attributes
 ///
 /// - On the block: `namespace = "name"` (calls for another namespace get an error reply;
-///   default `"default"`), and `crate = "path::to::multifrost"` when the crate is renamed.
+///   default `"default"`), `serves = path::to::ClientTrait` (see below), and
+///   `crate = "path::to::multifrost"` when the crate is renamed.
 /// - On a method: `#[multifrost(rename = "wireName")]` exposes it under another name (e.g.
 ///   camelCase for Node callers); `#[multifrost(skip)]` keeps a `pub` method out.
 ///
@@ -219,9 +235,10 @@ fn expand(
 ///     let scores: Vec<f64> = handle.call().predict(vec![1.0, 2.0]).await?;
 ///     let quick = CallOptions::new().timeout(Duration::from_secs(1));
 ///     let info: Value = handle.call_with(quick).info().await?;
-///     // The futures own their call: spawn them, store them, select over them.
-///     let later = tokio::spawn(handle.call().predict(vec![3.0]));
-///     # let _ = (scores, info, later);
+///     // The futures own their call (`Send + 'static`): store, join, select or spawn them.
+///     let later = handle.call().predict(vec![3.0]);
+///     let more: Vec<f64> = later.await?;
+///     # let _ = (scores, info, more);
 ///     Ok(())
 /// }
 ///

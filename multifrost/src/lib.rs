@@ -34,6 +34,12 @@
 //! # }
 //! ```
 //!
+//! A parent that does not compile the worker's code (a Python model, or a Rust worker in
+//! another crate) gets the same typed client from a trait, with [`macro@client`]:
+//! `#[multifrost::client] trait Model { .. }` and `handle_for::<dyn Model>()`. A Rust worker
+//! states that it serves such a trait with `#[multifrost::worker(serves = Model)]`, which makes
+//! a drifting signature a compile error.
+//!
 //! A worker process serves with [`run`]; a parent spawns it and calls it, through the typed
 //! client (`handle.call().add(1, 2)`) or by name for a worker in any language:
 //!
