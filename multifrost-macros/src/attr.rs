@@ -1,5 +1,6 @@
-//! The attribute syntax: `#[multifrost::worker(namespace = "...", crate = "...")]` on the impl
-//! block and `#[multifrost(rename = "...")]` / `#[multifrost(skip)]` on its methods.
+//! The attribute syntax: `#[multifrost::worker(namespace = "...", crate = "...", serves =
+//! Trait)]` on the impl block, `#[multifrost::client(namespace = "...", crate = "...")]` on a
+//! trait, and `#[multifrost(rename = "...")]` / `#[multifrost(skip)]` on their methods.
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
@@ -11,19 +12,32 @@ use crate::errors::Errors;
 /// The name of the helper attribute on methods.
 const HELPER: &str = "multifrost";
 
-/// The arguments of `#[multifrost::worker(...)]`.
+/// The arguments of `#[multifrost::worker(...)]` and `#[multifrost::client(...)]`.
 pub struct WorkerArgs {
     /// `namespace = "..."`: the namespace the worker answers in.
     pub namespace: Option<LitStr>,
     /// `crate = "..."`: where the `multifrost` crate is, when it was renamed.
     pub krate: Path,
+    /// `serves = path::to::Trait` (workers only): the client trait the impl block serves.
+    pub serves: Option<Path>,
 }
 
 impl WorkerArgs {
-    /// Parses the attribute's arguments; problems are recorded and defaults used instead.
+    /// Parses the arguments of `#[multifrost::worker(...)]`; problems are recorded and
+    /// defaults used instead.
     pub fn parse(tokens: TokenStream, errors: &mut Errors) -> WorkerArgs {
+        Self::parse_form(tokens, true, errors)
+    }
+
+    /// Parses the arguments of `#[multifrost::client(...)]`, which takes no `serves`.
+    pub fn parse_client(tokens: TokenStream, errors: &mut Errors) -> WorkerArgs {
+        Self::parse_form(tokens, false, errors)
+    }
+
+    fn parse_form(tokens: TokenStream, is_worker: bool, errors: &mut Errors) -> WorkerArgs {
         let mut namespace: Option<LitStr> = None;
         let mut krate: Option<Path> = None;
+        let mut serves: Option<Path> = None;
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("namespace") {
                 let value: LitStr = meta.value()?.parse()?;
@@ -47,6 +61,18 @@ impl WorkerArgs {
                     syn::Error::new(value.span(), "`crate` takes the path to the multifrost crate, e.g. `crate = \"::my_rpc\"`")
                 })?);
                 Ok(())
+            } else if is_worker && meta.path.is_ident("serves") {
+                let value: Path = meta.value()?.parse()?;
+                if serves.is_some() {
+                    return Err(meta.error("`serves` is given twice"));
+                }
+                serves = Some(value);
+                Ok(())
+            } else if is_worker {
+                Err(unknown_argument(
+                    &meta,
+                    "`namespace = \"...\"`, `serves = ClientTrait` or `crate = \"path::to::multifrost\"`",
+                ))
             } else {
                 Err(unknown_argument(
                     &meta,
@@ -60,6 +86,7 @@ impl WorkerArgs {
         WorkerArgs {
             namespace,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::multifrost)),
+            serves,
         }
     }
 }

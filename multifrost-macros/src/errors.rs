@@ -25,6 +25,11 @@ impl Errors {
         self.errors.extend(other.errors);
     }
 
+    /// Whether no error was found.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     /// One `compile_error!` per error.
     pub fn to_compile_errors(&self) -> TokenStream {
         self.errors

@@ -1,19 +1,25 @@
-//! The `#[multifrost::worker]` attribute. Use it through the `multifrost` crate, which
-//! re-exports it and holds the runtime helpers its expansion calls.
+//! The `#[multifrost::worker]` and `#[multifrost::client]` attributes. Use them through the
+//! `multifrost` crate, which re-exports them and holds the runtime helpers their expansions
+//! call.
 //!
 //! An expansion goes through three steps, one file each, and each module only uses the ones
 //! listed after it:
 //!
-//! - `model` reads the impl block without judging it (the attribute syntax is `attr`);
+//! - `model` reads the impl block (or trait) without judging it (the attribute syntax is
+//!   `attr`);
 //! - `validate` checks it, recording every problem in `errors`, and keeps what passed;
 //! - `server` renders the child side (`impl Worker`), `client` the parent side (the typed
-//!   clients and `impl Service`).
+//!   clients and `impl Service`), `trait_client` a client trait around those clients, and
+//!   `contract` the signatures a client trait declares and a worker serving it implements.
 //!
 //! `syntax` holds the predicates on types that all of them share.
 
-mod client;
 mod describe;
 mod server;
+mod trait_client;
+
+mod client;
+mod contract;
 
 mod validate;
 
@@ -115,9 +121,24 @@ use quote::ToTokens;
 ///   Each has one method per exposed method, with the same Rust name and the same argument
 ///   types taken by value, returning `multifrost::Result<T>`: `T` is the method's return type,
 ///   with `Result<T, E>` unwrapped to `T` (the worker's error arrives as
-///   `multifrost::Error::Remote`). Doc comments are copied. `with_options(CallOptions)` sets a
-///   timeout, namespace, metadata or correlation id for the calls made through it (also
-///   reachable as `handle.call_with(options)`).
+///   `multifrost::Error::Remote`). The async client's methods return a future that owns its
+///   call (`impl Future<Output = multifrost::Result<T>> + Send + 'static`): it outlives the
+///   client, and can be stored, joined, selected or spawned. Doc comments are copied.
+///   `with_options(CallOptions)` sets a timeout, namespace, metadata or correlation id for the
+///   calls made through it (also reachable as `handle.call_with(options)`).
+///
+/// # Serving a client trait
+///
+/// `#[multifrost::worker(serves = math_api::MathApi)]` states that the block serves a
+/// [`macro@client`] trait, so that parents can depend on the trait's crate instead of the
+/// worker's. The worker then implements the trait (`Math: MathApi` holds), and the compiler
+/// checks its exposed methods against the trait's, matched by wire name: each argument type in
+/// order, the result type (`Result<T, E>` unwrapped on both sides; asyncness, the error type
+/// and a `&CallContext` parameter do not cross the wire, so they may differ), every trait
+/// method exposed and no other, and the same namespace. Each drift is one error at the
+/// worker's tokens: "method `add` has an incompatible type for trait: expected `i64`, found
+/// `i32`", "method `multiply` is not a member of trait `MathApi`", "not all trait items
+/// implemented, missing: `get_info`".
 ///
 /// # The call context
 ///
@@ -128,7 +149,8 @@ use quote::ToTokens;
 /// # Attributes
 ///
 /// - On the block: `namespace = "name"` (calls for another namespace get an error reply;
-///   default `"default"`), and `crate = "path::to::multifrost"` when the crate is renamed.
+///   default `"default"`), `serves = path::to::ClientTrait` (see below), and
+///   `crate = "path::to::multifrost"` when the crate is renamed.
 /// - On a method: `#[multifrost(rename = "wireName")]` exposes it under another name (e.g.
 ///   camelCase for Node callers); `#[multifrost(skip)]` keeps a `pub` method out.
 ///
@@ -180,7 +202,116 @@ fn expand(
     if let Some(worker) = worker {
         output.extend(server::expand(&worker));
         output.extend(client::expand(&worker));
+        // Only for a block without errors: a method that failed a check is left out of the
+        // expansion, and the contract would then also report it as missing.
+        if let (Some(serves), true) = (&worker.serves, errors.is_empty()) {
+            output.extend(contract::serves(&worker, serves));
+        }
     }
+    output.extend(errors.to_compile_errors());
+    output
+}
+
+/// Turns a trait into a typed client for a worker in any language, without the worker's code:
+/// a parent that calls a Python model, or a Rust worker whose crate it should not compile.
+///
+/// ```
+/// use multifrost::{CallOptions, ParentWorker, Value};
+/// use std::time::Duration;
+///
+/// #[multifrost::client(namespace = "ml")]
+/// pub trait Model {
+///     /// Scores one row.
+///     async fn predict(&self, features: Vec<f64>) -> Vec<f64>;
+///
+///     /// Python callers know it as `get_info`.
+///     #[multifrost(rename = "get_info")]
+///     fn info(&self) -> Value;
+/// }
+///
+/// async fn parent() -> multifrost::Result<()> {
+///     let worker = ParentWorker::spawn("model.py");
+///     let handle = worker.handle_for::<dyn Model>();
+///     handle.start().await?;
+///     let scores: Vec<f64> = handle.call().predict(vec![1.0, 2.0]).await?;
+///     let quick = CallOptions::new().timeout(Duration::from_secs(1));
+///     let info: Value = handle.call_with(quick).info().await?;
+///     // The futures own their call (`Send + 'static`): store, join, select or spawn them.
+///     let later = handle.call().predict(vec![3.0]);
+///     let more: Vec<f64> = later.await?;
+///     # let _ = (scores, info, more);
+///     Ok(())
+/// }
+///
+/// // Without an async runtime:
+/// fn blocking_parent() -> multifrost::Result<Vec<f64>> {
+///     let handle = ParentWorker::spawn("model.py").handle_blocking_for::<dyn Model>();
+///     handle.start()?;
+///     handle.call().predict(vec![1.0])
+/// }
+/// # let _ = (parent, blocking_parent);
+/// ```
+///
+/// # What it generates
+///
+/// - `ModelClient` and `ModelBlockingClient` (with the trait's visibility), returned by
+///   `Handle::<dyn Model>::call()` and `BlockingHandle::<dyn Model>::call()` through
+///   `impl multifrost::Service for dyn Model`: exactly what `#[multifrost::worker]` generates for
+///   an impl block. Each client method has the trait method's name and argument types, and
+///   returns `multifrost::Result<T>`; the async client's return a future that owns its call
+///   (`Send + 'static`). `fn` and `async fn` mean the same: how the worker runs a method does
+///   not change how it is called. A `Result<T, E>` return is `T`, like a worker's.
+/// - The trait itself, with its methods replaced by hidden contract signatures (one per wire
+///   name, with no receiver), so that `dyn Model` is a type. A Rust worker states that it
+///   serves the trait with `#[multifrost::worker(serves = path::to::Model)]`: it then
+///   implements the trait, and the compiler checks its exposed methods against the trait's
+///   methods by wire name: argument types and their order, the result type (after unwrapping
+///   `Result`), every method present and none extra, and the namespace.
+///
+/// # Attributes
+///
+/// `namespace = "name"` (the calls' namespace unless their options name another) and
+/// `crate = "path::to::multifrost"` on the trait; `#[multifrost(rename = "wireName")]` on a
+/// method.
+///
+/// # Compile errors
+///
+/// One error each, at the offending tokens: a generic, `unsafe` or `auto` trait, supertraits,
+/// items other than methods, default bodies, methods without `&self` (or with another
+/// receiver), generic methods, patterns in arguments, reference or `impl Trait` types, `Self`
+/// in a type, a `&CallContext` parameter (the context is the worker's side), attributes other
+/// than doc comments and `rename`, client API names (`with_options`, ...), and wire names that
+/// are empty, start with `_` or are taken twice.
+#[proc_macro_attribute]
+pub fn client(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand_client(args.into(), input.into()).into()
+}
+
+/// Read, validate, expand, as for `worker`. When the trait itself is unusable it is emitted as
+/// written (minus the helper attributes), with the errors.
+fn expand_client(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let item = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Trait(item)) => item,
+        Ok(other) => {
+            let error = syn::Error::new_spanned(
+                &other,
+                "#[multifrost::client] goes on a trait: \
+                    `trait Math { async fn add(&self, a: i64, b: i64) -> i64; }`",
+            );
+            return [error.to_compile_error(), input].into_iter().collect();
+        }
+        Err(error) => return [error.to_compile_error(), input].into_iter().collect(),
+    };
+    let block = model::TraitBlock::read(item, args);
+    let mut errors = errors::Errors::default();
+    let fallback = block.item.clone();
+    let mut output = match validate::check_client_trait(block, &mut errors) {
+        Some((item, client)) => trait_client::expand(&item, &client),
+        None => fallback.into_token_stream(),
+    };
     output.extend(errors.to_compile_errors());
     output
 }

@@ -5,6 +5,9 @@
 //! is hidden and the errors in its `#[multifrost(...)]` attributes, so that `validate` can judge
 //! the whole block at once.
 //!
+//! [`TraitBlock`] is the same for a `#[multifrost::client]` trait: its signatures read into
+//! the same [`Method`]s, so both forms share the checks and the client generator.
+//!
 //! [`Worker`] is what `validate` returns: the exposed methods that passed every check, which is
 //! all the generators see.
 
@@ -13,8 +16,8 @@ use quote::format_ident;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, Path,
-    ReturnType, Signature, Token, Type, Visibility,
+    Attribute, FnArg, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, ItemTrait, LitStr, Pat,
+    Path, ReturnType, Signature, Token, TraitItem, Type, Visibility,
 };
 
 use crate::attr::{reject_helpers, MethodAttrs, WorkerArgs};
@@ -44,6 +47,37 @@ pub enum Member {
     Other { attr_errors: Errors },
 }
 
+/// A `#[multifrost::client]` trait as written, before any check.
+pub struct TraitBlock {
+    /// The trait, with the helper attributes removed from its methods.
+    pub item: ItemTrait,
+    /// The arguments of the attribute, with defaults where they were wrong.
+    pub args: WorkerArgs,
+    /// The errors in the attribute's arguments.
+    pub args_errors: Errors,
+    /// The trait's items, in source order.
+    pub members: Vec<TraitMember>,
+}
+
+/// An item of a client trait.
+pub enum TraitMember {
+    /// A method signature; `has_body` when it came with a default body.
+    Method { method: Box<Method>, has_body: bool },
+    /// A const, type or macro item, which a client trait cannot hold: its tokens, for the error.
+    Other {
+        tokens: proc_macro2::TokenStream,
+        attr_errors: Errors,
+    },
+}
+
+/// Which form the clients are generated from.
+pub enum Origin {
+    /// `#[multifrost::worker]` on an impl block: the clients are `pub`.
+    Impl,
+    /// `#[multifrost::client]` on a trait: the clients have the trait's visibility.
+    Trait { vis: Visibility },
+}
+
 /// A validated worker: its exposed methods that passed every check.
 pub struct Worker {
     /// The type the impl block is for, as written (`Math`).
@@ -59,6 +93,10 @@ pub struct Worker {
     /// The methods taking `&self` that are not exposed, so that calling one through a client
     /// says why instead of "no method found".
     pub not_exposed: Vec<NotExposed>,
+    /// `serves = path::to::ClientTrait`: the client trait whose contract the impl implements.
+    pub serves: Option<Path>,
+    /// The impl block or the client trait.
+    pub origin: Origin,
 }
 
 /// A method taking `&self` that is not exposed.
@@ -151,7 +189,14 @@ impl Block {
                 match impl_item {
                     ImplItem::Fn(function) => {
                         let attrs = MethodAttrs::take(&mut function.attrs, &mut attr_errors);
-                        let method = Method::read(function, attrs, attr_errors);
+                        let hidden = hidden_reason(function, &attrs);
+                        let method = Method::read(
+                            &function.sig,
+                            &function.attrs,
+                            hidden,
+                            attrs,
+                            attr_errors,
+                        );
                         return Some(Member::Method(Box::new(method)));
                     }
                     ImplItem::Const(item) => reject_helpers(&mut item.attrs, &mut attr_errors),
@@ -173,9 +218,80 @@ impl Block {
     }
 }
 
+impl TraitBlock {
+    /// Reads the trait and the attribute's arguments, removing the helper attributes from its
+    /// methods. Every method is read as exposed: a client trait has no private methods.
+    pub fn read(mut item: ItemTrait, args: proc_macro2::TokenStream) -> TraitBlock {
+        let mut args_errors = Errors::default();
+        let args = WorkerArgs::parse_client(args, &mut args_errors);
+        let members = item
+            .items
+            .iter_mut()
+            .map(|trait_item| {
+                let mut attr_errors = Errors::default();
+                match trait_item {
+                    TraitItem::Fn(function) => {
+                        let attrs = MethodAttrs::take(&mut function.attrs, &mut attr_errors);
+                        reject_foreign_attributes(&mut function.attrs, &mut attr_errors);
+                        let method =
+                            Method::read(&function.sig, &function.attrs, None, attrs, attr_errors);
+                        TraitMember::Method {
+                            method: Box::new(method),
+                            has_body: function.default.is_some(),
+                        }
+                    }
+                    other => {
+                        if let TraitItem::Const(syn::TraitItemConst { attrs, .. })
+                        | TraitItem::Type(syn::TraitItemType { attrs, .. })
+                        | TraitItem::Macro(syn::TraitItemMacro { attrs, .. }) = other
+                        {
+                            reject_helpers(attrs, &mut attr_errors);
+                        }
+                        TraitMember::Other {
+                            tokens: quote::ToTokens::to_token_stream(other),
+                            attr_errors,
+                        }
+                    }
+                }
+            })
+            .collect();
+        TraitBlock {
+            item,
+            args,
+            args_errors,
+            members,
+        }
+    }
+}
+
+/// Removes the attributes other than doc comments from a client trait's method, with an error
+/// for each: the method becomes generated items (client methods, a contract signature), and an
+/// attribute like `#[cfg]` would apply to some of them only.
+fn reject_foreign_attributes(attrs: &mut Vec<Attribute>, errors: &mut Errors) {
+    attrs.retain(|attr| {
+        if attr.path().is_ident("doc") {
+            return true;
+        }
+        errors.spanned(
+            attr,
+            "only doc comments and `#[multifrost(rename = \"...\")]` go on the methods of a \
+             #[multifrost::client] trait: each method becomes generated client methods, which \
+             do not carry other attributes",
+        );
+        false
+    });
+}
+
 impl Method {
-    fn read(function: &ImplItemFn, attrs: MethodAttrs, attr_errors: Errors) -> Method {
-        let sig = &function.sig;
+    /// Reads a function of either form from its signature and attributes; `hidden` is why an
+    /// impl block's function is not exposed.
+    fn read(
+        sig: &Signature,
+        fn_attrs: &[Attribute],
+        hidden: Option<Hidden>,
+        attrs: MethodAttrs,
+        attr_errors: Errors,
+    ) -> Method {
         let mut params = Vec::new();
         let mut context_at = None;
         let typed = sig.inputs.iter().filter_map(|input| match input {
@@ -211,7 +327,7 @@ impl Method {
         Method {
             ident: sig.ident.clone(),
             sig: sig.clone(),
-            hidden: hidden_reason(function, &attrs),
+            hidden,
             attrs,
             attr_errors,
             wire_name,
@@ -220,8 +336,7 @@ impl Method {
             params,
             context_at,
             output: Output::read(&sig.output),
-            docs: function
-                .attrs
+            docs: fn_attrs
                 .iter()
                 .filter(|attr| attr.path().is_ident("doc"))
                 .cloned()

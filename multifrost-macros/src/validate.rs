@@ -11,7 +11,9 @@ use syn::visit::Visit;
 use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Signature, Type};
 
 use crate::errors::Errors;
-use crate::model::{Block, Hidden, Member, Method, NotExposed, Worker};
+use crate::model::{
+    Block, Hidden, Member, Method, NotExposed, Origin, TraitBlock, TraitMember, Worker,
+};
 use crate::syntax::{is_context, is_self, names_context, type_text, ungroup};
 
 /// Names the generated clients already use for their own API.
@@ -52,11 +54,11 @@ pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
             not_exposed.extend(not_exposed_stub(&method, hidden));
             continue;
         }
-        if check_signature(&method.sig, errors) {
+        if check_signature(&method.sig, Form::Worker, errors) {
             methods.push(method);
         }
     }
-    check_names(&name, &mut methods, errors);
+    check_names(&name, &mut methods, Form::Worker, errors);
     Some(Worker {
         self_ty,
         name,
@@ -64,7 +66,144 @@ pub fn check(mut block: Block, errors: &mut Errors) -> Option<Worker> {
         namespace: args.namespace,
         methods,
         not_exposed,
+        serves: args.serves,
+        origin: Origin::Impl,
     })
+}
+
+/// Which attribute a signature is checked for: a few messages differ.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Worker,
+    ClientTrait,
+}
+
+/// Checks a `#[multifrost::client]` trait and returns it (its methods' helper attributes
+/// removed) with the client model made of the methods that passed, or `None` when the trait
+/// itself is unusable. Like [`check`], every error is collected.
+pub fn check_client_trait(
+    mut block: TraitBlock,
+    errors: &mut Errors,
+) -> Option<(syn::ItemTrait, Worker)> {
+    errors.append(std::mem::take(&mut block.args_errors));
+    let TraitBlock {
+        item,
+        args,
+        members,
+        ..
+    } = block;
+    if !check_trait_header(&item, errors) {
+        return None;
+    }
+    let mut methods = Vec::new();
+    for member in members {
+        let (mut method, has_body) = match member {
+            TraitMember::Method { method, has_body } => (*method, has_body),
+            TraitMember::Other {
+                tokens,
+                attr_errors,
+            } => {
+                errors.append(attr_errors);
+                errors.spanned(
+                    tokens,
+                    "a #[multifrost::client] trait holds only method signatures (`async fn \
+                        add(&self, a: i64, b: i64) -> i64;`): each becomes a client method",
+                );
+                continue;
+            }
+        };
+        errors.append(std::mem::take(&mut method.attr_errors));
+        if let Some(skip) = method.attrs.skip {
+            errors.push(syn::Error::new(
+                skip,
+                format!(
+                    "`skip` has no place in a #[multifrost::client] trait: every method of the \
+                        trait is a client method; remove `{}` from the trait instead",
+                    method.ident
+                ),
+            ));
+            continue;
+        }
+        let mut ok = check_signature(&method.sig, Form::ClientTrait, errors);
+        if has_body {
+            ok = false;
+            errors.spanned(
+                &method.sig,
+                format!(
+                    "`{}` has a body, which would never run: the worker runs the method, and a \
+                        #[multifrost::client] trait only declares its signature; end it with `;`",
+                    method.ident
+                ),
+            );
+        }
+        if ok {
+            methods.push(method);
+        }
+    }
+    let name = item.ident.clone();
+    check_names(&name, &mut methods, Form::ClientTrait, errors);
+    let self_ty = syn::parse_quote!(dyn #name);
+    let client = Worker {
+        self_ty,
+        name,
+        krate: args.krate,
+        namespace: args.namespace,
+        methods,
+        not_exposed: Vec::new(),
+        serves: None,
+        origin: Origin::Trait {
+            vis: item.vis.clone(),
+        },
+    };
+    Some((item, client))
+}
+
+/// Checks what a client trait cannot be: generic, `unsafe`, `auto`, or with supertraits (the
+/// generated `dyn Trait` names one concrete interface). Returns whether it is usable.
+fn check_trait_header(item: &syn::ItemTrait, errors: &mut Errors) -> bool {
+    let name = &item.ident;
+    let mut ok = true;
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        let tokens = if item.generics.params.is_empty() {
+            item.generics.where_clause.to_token_stream()
+        } else {
+            item.generics.to_token_stream()
+        };
+        errors.spanned(
+            tokens,
+            format!(
+                "a #[multifrost::client] trait cannot be generic: `{name}` describes one remote \
+                    interface, whose arguments and results have concrete types"
+            ),
+        );
+        ok = false;
+    }
+    if let Some(unsafety) = &item.unsafety {
+        errors.spanned(
+            unsafety,
+            "a #[multifrost::client] trait cannot be `unsafe`: it is implemented by the macro, \
+                never by hand",
+        );
+        ok = false;
+    }
+    if let Some(auto) = &item.auto_token {
+        errors.spanned(
+            auto,
+            "a #[multifrost::client] trait cannot be an auto trait",
+        );
+        ok = false;
+    }
+    if item.colon_token.is_some() {
+        errors.spanned(
+            &item.supertraits,
+            format!(
+                "a #[multifrost::client] trait cannot have supertraits: `{name}` is the whole \
+                    interface of a worker; list every method in it"
+            ),
+        );
+        ok = false;
+    }
+    ok
 }
 
 /// A hidden method that callers may still try through a client: one taking `&self` (the
@@ -126,8 +265,9 @@ fn generic_impl_message() -> &'static str {
      struct around the generic one)"
 }
 
-/// Checks the signature of a method that would be exposed. Returns whether it can be.
-fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
+/// Checks the signature of a method that would be exposed (or, for a client trait, called).
+/// Returns whether it can be.
+fn check_signature(sig: &Signature, form: Form, errors: &mut Errors) -> bool {
     let name = &sig.ident;
     let mut ok = true;
     let mut fail = |tokens: &dyn ToTokens, message: String| {
@@ -136,14 +276,18 @@ fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
     };
 
     if !sig.generics.params.is_empty() {
-        fail(&sig.generics, generic_method_message(name));
+        fail(&sig.generics, generic_method_message(name, form));
     } else if let Some(where_clause) = &sig.generics.where_clause {
-        fail(where_clause, generic_method_message(name));
+        fail(where_clause, generic_method_message(name, form));
     }
     if let Some(unsafety) = &sig.unsafety {
+        let instead = match form {
+            Form::Worker => "make it safe or keep it out with `#[multifrost(skip)]`",
+            Form::ClientTrait => "remove `unsafe`",
+        };
         fail(
             unsafety,
-            format!("`{name}` is `unsafe`: callers in another process cannot uphold its safety contract; make it safe or keep it out with `#[multifrost(skip)]`"),
+            format!("`{name}` is `unsafe`: callers in another process cannot uphold its safety contract; {instead}"),
         );
     }
     if let Some(variadic) = &sig.variadic {
@@ -152,15 +296,47 @@ fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
             format!("`{name}` is variadic, which a worker method cannot be"),
         );
     }
-    if let Some(receiver) = sig.receiver() {
-        if let Some(message) = receiver_problem(name, &receiver.ty) {
-            fail(receiver, message);
+    match (sig.receiver(), form) {
+        (Some(receiver), Form::Worker) => {
+            if let Some(message) = receiver_problem(name, &receiver.ty) {
+                fail(receiver, message);
+            }
         }
+        (Some(receiver), Form::ClientTrait) => {
+            if let Some(message) = client_receiver_problem(name, &receiver.ty) {
+                fail(receiver, message);
+            }
+        }
+        // A worker's function without `self` is not exposed, so never checked here.
+        (None, _) => fail(
+            &sig.ident,
+            format!(
+                "`{name}` takes no `self`: the methods of a #[multifrost::client] trait are \
+                 called on its client; take `&self`"
+            ),
+        ),
     }
 
     let mut context_seen = false;
     for input in &sig.inputs {
         let FnArg::Typed(arg) = input else { continue };
+        if form == Form::ClientTrait {
+            if is_context(&arg.ty) {
+                fail(
+                    arg,
+                    format!(
+                        "the call context is the worker's: `{name}` in a #[multifrost::client] \
+                         trait lists only the arguments a caller sends; remove this parameter \
+                         (set metadata with `call_with(CallOptions::new().metadata(..))`)"
+                    ),
+                );
+                continue;
+            }
+            if let Some(at) = mentions_self(&arg.ty) {
+                fail(&at, self_in_trait_message(name));
+                continue;
+            }
+        }
         if is_context(&arg.ty) {
             if context_seen {
                 fail(
@@ -189,16 +365,64 @@ fn check_signature(sig: &Signature, errors: &mut Errors) -> bool {
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Some(message) = return_type_problem(ty) {
             fail(ty, message);
+        } else if let (Form::ClientTrait, Some(at)) = (form, mentions_self(ty)) {
+            fail(&at, self_in_trait_message(name));
         }
     }
     ok
 }
 
-fn generic_method_message(name: &Ident) -> String {
+fn generic_method_message(name: &Ident, form: Form) -> String {
+    let tail = match form {
+        Form::Worker => "use concrete types, or keep it out with `#[multifrost(skip)]`",
+        Form::ClientTrait => "use concrete types",
+    };
     format!(
         "`{name}` is generic, which an exposed method cannot be: its arguments are decoded into \
-         the declared types and the client is generated from the signature; use concrete types, \
-         or keep it out with `#[multifrost(skip)]`"
+         the declared types and the client is generated from the signature; {tail}"
+    )
+}
+
+/// What is wrong with the receiver of a client trait's method, if anything: the client's
+/// methods take `&self`, whatever the worker's do.
+fn client_receiver_problem(name: &Ident, ty: &Type) -> Option<String> {
+    match ungroup(ty) {
+        Type::Reference(reference)
+            if reference.mutability.is_none() && is_self(&reference.elem) =>
+        {
+            None
+        }
+        ty => Some(format!(
+            "`{name}` takes `self: {}`, but a client's methods take `&self`: one client makes \
+             any number of calls, each with its own future",
+            type_text(ty)
+        )),
+    }
+}
+
+/// The first `Self` in `ty`, if any.
+fn mentions_self(ty: &Type) -> Option<proc_macro2::TokenStream> {
+    #[derive(Default)]
+    struct Finder(Option<proc_macro2::TokenStream>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            match path.segments.first() {
+                Some(first) if first.ident == "Self" && self.0.is_none() => {
+                    self.0 = Some(first.ident.to_token_stream());
+                }
+                _ => syn::visit::visit_path(self, path),
+            }
+        }
+    }
+    let mut finder = Finder::default();
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn self_in_trait_message(name: &Ident) -> String {
+    format!(
+        "`Self` in `{name}` names no type: a #[multifrost::client] trait is implemented by no \
+         type the parent sees; name the type crossing the wire"
     )
 }
 
@@ -325,8 +549,9 @@ fn rename_on_hidden(name: &Ident, rename: &LitStr, hidden: Hidden) -> syn::Error
 }
 
 /// Checks the names across methods: wire names that cannot be called or are taken twice, and
-/// Rust names the clients or the `Worker` trait already use. Methods that fail are removed.
-fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
+/// Rust names the clients or (for a worker) the `Worker` trait already use. Methods that fail
+/// are removed.
+fn check_names(worker: &Ident, methods: &mut Vec<Method>, form: Form, errors: &mut Errors) {
     let mut taken: HashMap<String, Ident> = HashMap::new();
     methods.retain(|method| {
         let rust_name = method.ident.unraw().to_string();
@@ -342,7 +567,7 @@ fn check_names(worker: &Ident, methods: &mut Vec<Method>, errors: &mut Errors) {
             );
             return false;
         }
-        if WORKER_API.contains(&rust_name.as_str()) {
+        if form == Form::Worker && WORKER_API.contains(&rust_name.as_str()) {
             errors.spanned(
                 &method.ident,
                 format!(

@@ -48,6 +48,12 @@
 //! assert_eq!(sum, 3);
 //! # }
 //! ```
+//!
+//! A parent that does not compile the worker's code (a Python model, or a Rust worker in
+//! another crate) gets the same typed client from a trait, with [`macro@client`]:
+//! `#[multifrost::client] trait Model { .. }` and `handle_for::<dyn Model>()`. A Rust worker
+//! states that it serves such a trait with `#[multifrost::worker(serves = Model)]`, which makes
+//! a drifting signature a compile error.
 
 // Everything below is Linux-only; elsewhere this one error is all the compiler reports.
 #[cfg(not(target_os = "linux"))]
@@ -83,13 +89,14 @@ pub use parent::{
 pub use protocol::{EncodedValue, Limits};
 
 #[cfg(target_os = "linux")]
-pub use multifrost_macros::worker;
+pub use multifrost_macros::{client, worker};
 
 /// What `#[multifrost::worker]` expansions call. Not a public API.
 #[doc(hidden)]
 #[cfg(target_os = "linux")]
 pub mod __private {
     pub use crate::macro_support::*;
+    pub use crate::parent::same_namespace;
 }
 
 /// Re-exported for implementing [`Worker`] by hand.

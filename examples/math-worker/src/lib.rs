@@ -2,24 +2,28 @@
 //! (`add`, `multiply`, `divide`, `factorial`, `fibonacci`, `echo`, `get_info`, `throw_error`,
 //! `async_add`, `fibonacci_async`, `large_data`), written once with `#[multifrost::worker]`.
 //!
-//! The same impl block gives the child its dispatch table and the parent a typed client:
+//! Its interface lives in `math-api`, as the client trait `MathApi`: parents depend on that
+//! crate only (see `examples/demo`), and this impl block says that it serves it, so a
+//! signature here that drifts from the trait is a compile error. The impl block still gives a
+//! parent that does depend on this crate the worker's own typed client:
 //!
 //! ```no_run
 //! # async fn demo() -> multifrost::Result<()> {
-//! use math_worker::Math;
+//! use math_worker::{Math, MathApi};
 //! use multifrost::ParentWorker;
 //!
 //! let worker = ParentWorker::spawn("target/debug/math_worker");
-//! let handle = worker.handle_for::<Math>();
-//! handle.start().await?;
-//! let sum = handle.call().add(1, 2).await?;             // checked at compile time
-//! let same: i64 = handle.call_dyn("add", (1, 2)).await?; // by name, for any worker
+//! let through_the_trait = worker.handle_for::<dyn MathApi>();
+//! let through_the_worker = worker.handle_for::<Math>();
+//! through_the_trait.start().await?;
+//! let sum = through_the_trait.call().add(1, 2).await?;
+//! let same = through_the_worker.call().add(1, 2).await?;
 //! assert_eq!(sum, same);
 //! # Ok(()) }
 //! ```
 
+pub use math_api::{Info, LargeData, MathApi};
 use multifrost::Value;
-use serde::{Deserialize, Serialize};
 
 /// The worker. It holds no state; a worker that does keeps it behind `&self` (a `Mutex`, an
 /// atomic...), because calls run concurrently.
@@ -37,20 +41,6 @@ pub enum MathError {
     NegativeFactorial(i64),
 }
 
-/// What `get_info` returns: a map with field names, as Python and Node expect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Info {
-    pub language: String,
-    pub pid: u32,
-}
-
-/// What `large_data` returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LargeData {
-    pub data: Vec<i64>,
-    pub length: i64,
-}
-
 fn fib(n: u32) -> i64 {
     let (mut a, mut b) = (0i64, 1i64);
     for _ in 0..n {
@@ -59,7 +49,7 @@ fn fib(n: u32) -> i64 {
     a
 }
 
-#[multifrost::worker]
+#[multifrost::worker(serves = MathApi)]
 impl Math {
     /// `a + b`.
     pub fn add(&self, a: i64, b: i64) -> i64 {

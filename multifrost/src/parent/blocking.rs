@@ -16,11 +16,11 @@ use super::options::CallOptions;
 use crate::error::{ExitStatus, Result};
 
 /// A handle whose methods block the calling thread. See [`Handle`] for each method's meaning.
-pub struct BlockingHandle<S = Dynamic> {
+pub struct BlockingHandle<S: ?Sized = Dynamic> {
     handle: Handle<S>,
 }
 
-impl<S> Clone for BlockingHandle<S> {
+impl<S: ?Sized> Clone for BlockingHandle<S> {
     fn clone(&self) -> Self {
         BlockingHandle {
             handle: self.handle.clone(),
@@ -28,7 +28,7 @@ impl<S> Clone for BlockingHandle<S> {
     }
 }
 
-impl<S: 'static> BlockingHandle<S> {
+impl<S: ?Sized + 'static> BlockingHandle<S> {
     pub(crate) fn new(handle: Handle<S>) -> Self {
         BlockingHandle { handle }
     }
@@ -78,14 +78,15 @@ impl<S: 'static> BlockingHandle<S> {
     }
 }
 
-impl<S: Service> BlockingHandle<S> {
-    /// The typed blocking client: one method per exposed worker method.
-    pub fn call(&self) -> S::BlockingClient<'_> {
+impl<S: Service + ?Sized> BlockingHandle<S> {
+    /// The typed blocking client: one method per exposed worker method (or client trait
+    /// method); each blocks the thread until its call ends.
+    pub fn call(&self) -> S::BlockingClient {
         self.call_with(CallOptions::default())
     }
 
     /// The typed blocking client with per-call options.
-    pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient<'_> {
+    pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient {
         options
             .namespace
             .get_or_insert_with(|| S::NAMESPACE.to_owned());

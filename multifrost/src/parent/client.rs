@@ -1,7 +1,12 @@
-//! The typed-client plumbing that `#[multifrost::worker]` targets: the [`Service`] trait a
-//! worker type implements, and the callers its generated clients call through.
+//! The typed-client plumbing that `#[multifrost::worker]` and `#[multifrost::client]` target:
+//! the [`Service`] trait a worker type (or `dyn ClientTrait`) implements, and the callers its
+//! generated clients call through.
+//!
+//! A caller owns what a call needs (an `Arc` of the worker's supervisor and the options), so
+//! the futures of generated clients borrow nothing: they can be stored, joined, selected and
+//! spawned.
 
-use std::marker::PhantomData;
+use std::future::Future;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -11,52 +16,66 @@ use super::background::call_blocking;
 use super::options::{decode_result, encode_args, CallOptions};
 use super::supervisor::Supervisor;
 use crate::error::Result;
+use crate::protocol::EncodedValue;
 
 /// The type parameter of a handle without a typed client: only
 /// [`Handle::call_dyn`](crate::Handle::call_dyn).
 pub enum Dynamic {}
 
-/// A worker type with a generated typed client (implemented by `#[multifrost::worker]`).
+/// Something with a generated typed client: a worker type (implemented by
+/// `#[multifrost::worker]`) or a client trait's `dyn Trait` (implemented by
+/// `#[multifrost::client]`), named in [`ParentWorker::handle_for`](crate::ParentWorker::handle_for).
 pub trait Service: 'static {
     /// The namespace the worker answers in; the typed clients call in it unless the call's
     /// options name another.
     const NAMESPACE: &'static str = crate::protocol::DEFAULT_NAMESPACE;
 
     /// The client returned by [`Handle::call`](crate::Handle::call).
-    type Client<'a>;
+    type Client;
     /// The client returned by [`BlockingHandle::call`](crate::BlockingHandle::call).
-    type BlockingClient<'a>;
+    type BlockingClient;
 
     /// Wraps a caller into the typed client.
-    fn client(caller: Caller<'_>) -> Self::Client<'_>;
+    fn client(caller: Caller) -> Self::Client;
 
     /// Wraps a blocking caller into the typed blocking client.
-    fn blocking_client(caller: BlockingCaller<'_>) -> Self::BlockingClient<'_>;
+    fn blocking_client(caller: BlockingCaller) -> Self::BlockingClient;
 }
 
-/// What a generated typed client calls through: a handle and the options for its calls.
-pub struct Caller<'a> {
-    supervisor: &'a Arc<Supervisor>,
-    options: CallOptions,
+/// What a generated typed client calls through: the worker and the options for its calls.
+/// Cloning it is cheap (two `Arc`s).
+#[derive(Clone)]
+pub struct Caller {
+    supervisor: Arc<Supervisor>,
+    options: Arc<CallOptions>,
 }
 
-impl<'a> Caller<'a> {
-    pub(crate) fn new(supervisor: &'a Arc<Supervisor>, options: CallOptions) -> Self {
+impl Caller {
+    pub(crate) fn new(supervisor: Arc<Supervisor>, options: CallOptions) -> Self {
         Caller {
             supervisor,
-            options,
+            options: Arc::new(options),
         }
     }
 
     /// Calls `function` with positional `args` and decodes the result.
-    pub async fn call<R: DeserializeOwned>(
+    ///
+    /// The arguments are encoded now, and the future owns everything else it needs, so it is
+    /// `Send + 'static` whatever `args` borrows.
+    pub fn call<R>(
         &self,
-        function: &str,
+        function: &'static str,
         args: impl Serialize,
-    ) -> Result<R> {
-        let args = encode_args(function, args)?;
-        let result = self.supervisor.call(function, &args, &self.options).await?;
-        decode_result(function, result)
+    ) -> impl Future<Output = Result<R>> + Send + 'static
+    where
+        R: DeserializeOwned + 'static,
+    {
+        owned_call(
+            self.supervisor.clone(),
+            self.options.clone(),
+            function,
+            encode_args(function, args),
+        )
     }
 
     /// The options of the calls made through this caller.
@@ -67,24 +86,38 @@ impl<'a> Caller<'a> {
     /// Replaces the options of the calls made through this caller. The namespace is kept
     /// unless the new options name one.
     pub fn with_options(mut self, options: CallOptions) -> Self {
-        self.options = keep_namespace(options, &mut self.options);
+        self.options = Arc::new(keep_namespace(options, &self.options));
         self
     }
 }
 
-/// What a generated blocking client calls through: a handle and the options for its calls.
-pub struct BlockingCaller<'a> {
+/// The call itself, generic over the result type only, so that its future does not depend on
+/// the type of the arguments (already encoded) and owns all it holds.
+async fn owned_call<R>(
     supervisor: Arc<Supervisor>,
-    options: CallOptions,
-    _borrow: PhantomData<&'a ()>,
+    options: Arc<CallOptions>,
+    function: &'static str,
+    args: Result<EncodedValue>,
+) -> Result<R>
+where
+    R: DeserializeOwned + 'static,
+{
+    let result = supervisor.call(function, &args?, &options).await?;
+    decode_result(function, result)
 }
 
-impl BlockingCaller<'_> {
+/// What a generated blocking client calls through: the worker and the options for its calls.
+#[derive(Clone)]
+pub struct BlockingCaller {
+    supervisor: Arc<Supervisor>,
+    options: CallOptions,
+}
+
+impl BlockingCaller {
     pub(crate) fn new(supervisor: Arc<Supervisor>, options: CallOptions) -> Self {
         BlockingCaller {
             supervisor,
             options,
-            _borrow: PhantomData,
         }
     }
 
@@ -96,18 +129,41 @@ impl BlockingCaller<'_> {
         call_blocking(self.supervisor.clone(), function, args, &self.options)
     }
 
+    /// The options of the calls made through this caller.
+    pub fn options(&self) -> &CallOptions {
+        &self.options
+    }
+
     /// Replaces the options of the calls made through this caller. The namespace is kept
     /// unless the new options name one.
     pub fn with_options(mut self, options: CallOptions) -> Self {
-        self.options = keep_namespace(options, &mut self.options);
+        self.options = keep_namespace(options, &self.options);
         self
     }
 }
 
 /// `options`, with the namespace of `previous` unless it names one itself.
-fn keep_namespace(mut options: CallOptions, previous: &mut CallOptions) -> CallOptions {
+fn keep_namespace(mut options: CallOptions, previous: &CallOptions) -> CallOptions {
     if options.namespace.is_none() {
-        options.namespace = previous.namespace.take();
+        options.namespace = previous.namespace.clone();
     }
     options
+}
+
+/// Whether two namespaces are the same, in a constant: a worker that serves a client trait
+/// checks with it that it answers in the trait's namespace. Not a public API.
+#[doc(hidden)]
+pub const fn same_namespace(worker: &str, client: &str) -> bool {
+    let (worker, client) = (worker.as_bytes(), client.as_bytes());
+    if worker.len() != client.len() {
+        return false;
+    }
+    let mut at = 0;
+    while at < worker.len() {
+        if worker[at] != client[at] {
+            return false;
+        }
+        at += 1;
+    }
+    true
 }

@@ -18,12 +18,16 @@ use crate::protocol::EncodedValue;
 /// [`ParentWorker`](crate::ParentWorker)) shares one process and connection.
 ///
 /// Dropping the last handle and the `ParentWorker` kills a child that was not stopped.
-pub struct Handle<S = Dynamic> {
+///
+/// `S` names the typed client [`call`](Self::call) returns: a `#[multifrost::worker]` type
+/// (`Handle<Math>`), a `#[multifrost::client]` trait (`Handle<dyn Model>`), or [`Dynamic`] for
+/// calls by name only.
+pub struct Handle<S: ?Sized = Dynamic> {
     supervisor: Arc<Supervisor>,
-    _service: PhantomData<fn() -> S>,
+    _service: PhantomData<fn() -> PhantomData<S>>,
 }
 
-impl<S> Clone for Handle<S> {
+impl<S: ?Sized> Clone for Handle<S> {
     fn clone(&self) -> Self {
         Handle {
             supervisor: self.supervisor.clone(),
@@ -32,7 +36,7 @@ impl<S> Clone for Handle<S> {
     }
 }
 
-impl<S> std::fmt::Debug for Handle<S> {
+impl<S: ?Sized> std::fmt::Debug for Handle<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
             .field("worker", &self.supervisor.name)
@@ -40,7 +44,7 @@ impl<S> std::fmt::Debug for Handle<S> {
     }
 }
 
-impl<S> Handle<S> {
+impl<S: ?Sized> Handle<S> {
     pub(crate) fn new(supervisor: Arc<Supervisor>) -> Self {
         Handle {
             supervisor,
@@ -90,7 +94,7 @@ impl<S> Handle<S> {
     }
 }
 
-impl<S> Handle<S> {
+impl<S: ?Sized> Handle<S> {
     /// Calls `function` and returns its result still encoded.
     pub async fn call_raw(
         &self,
@@ -160,22 +164,27 @@ impl<S> Handle<S> {
     }
 
     /// The same worker seen through another typed client.
-    pub fn typed<T: Service>(&self) -> Handle<T> {
+    pub fn typed<T: Service + ?Sized>(&self) -> Handle<T> {
         Handle::new(self.supervisor.clone())
     }
 }
 
-impl<S: Service> Handle<S> {
-    /// The typed client: one method per exposed worker method, checked at compile time.
-    pub fn call(&self) -> S::Client<'_> {
+impl<S: Service + ?Sized> Handle<S> {
+    /// The typed client: one method per exposed worker method (or client trait method),
+    /// checked at compile time.
+    ///
+    /// The client holds a clone of this handle, and its methods return futures that own what
+    /// they need (`Send + 'static`): `let call = handle.call().add(1, 2);` can be stored,
+    /// joined, selected or spawned.
+    pub fn call(&self) -> S::Client {
         self.call_with(CallOptions::default())
     }
 
     /// The typed client with per-call options (timeout, namespace, metadata...).
-    pub fn call_with(&self, mut options: CallOptions) -> S::Client<'_> {
+    pub fn call_with(&self, mut options: CallOptions) -> S::Client {
         options
             .namespace
             .get_or_insert_with(|| S::NAMESPACE.to_owned());
-        S::client(Caller::new(&self.supervisor, options))
+        S::client(Caller::new(self.supervisor.clone(), options))
     }
 }

@@ -24,6 +24,8 @@ mod supervisor;
 mod worker;
 
 pub use blocking::BlockingHandle;
+#[doc(hidden)]
+pub use client::same_namespace;
 pub use client::{BlockingCaller, Caller, Dynamic, Service};
 pub use handle::Handle;
 pub use health::{CircuitState, MetricsSnapshot};

@@ -330,8 +330,13 @@ impl ParentWorker {
         Handle::new(self.shared())
     }
 
-    /// A handle with the typed client of a `#[multifrost::worker]` type: `handle.call().add(1, 2)`.
-    pub fn handle_for<S: Service>(&self) -> Handle<S> {
+    /// A handle with a typed client: `handle.call().add(1, 2)`, checked at compile time.
+    ///
+    /// `S` is a `#[multifrost::worker]` type (`handle_for::<Math>()`, which compiles the
+    /// worker's crate), or a `#[multifrost::client]` trait as `dyn Trait`
+    /// (`handle_for::<dyn MathApi>()`, which needs only the trait, for a worker in any
+    /// language).
+    pub fn handle_for<S: Service + ?Sized>(&self) -> Handle<S> {
         Handle::new(self.shared())
     }
 
@@ -340,8 +345,8 @@ impl ParentWorker {
         BlockingHandle::new(self.handle())
     }
 
-    /// A blocking handle with the typed client of a `#[multifrost::worker]` type.
-    pub fn handle_blocking_for<S: Service>(&self) -> BlockingHandle<S> {
+    /// A blocking handle with a typed client; see [`handle_for`](Self::handle_for).
+    pub fn handle_blocking_for<S: Service + ?Sized>(&self) -> BlockingHandle<S> {
         BlockingHandle::new(self.handle_for())
     }
 

@@ -1,0 +1,6 @@
+#[multifrost::client]
+pub trait Counter {
+    fn increment(&mut self) -> i64;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[multifrost::client]
+pub struct Model;
+
+fn main() {}

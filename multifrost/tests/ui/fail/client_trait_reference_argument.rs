@@ -1,0 +1,6 @@
+#[multifrost::client]
+pub trait Greeter {
+    fn greet(&self, name: &str) -> String;
+}
+
+fn main() {}
