@@ -344,6 +344,10 @@ impl<W: Worker> Worker for CheckedReplies<W> {
         self.worker.list_functions()
     }
 
+    fn describe(&self) -> Description {
+        self.worker.describe()
+    }
+
     async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
         let function = call.function.clone();
         let result = self.worker.clone().dispatch(call).await?;
