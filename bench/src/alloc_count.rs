@@ -6,9 +6,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Where a child program writes its allocation count (`<dir>/<pid>`).
-pub const DIR_ENV: &str = "MULTIFROST_BENCH_ALLOC_DIR";
-
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The system allocator, counting.
@@ -44,7 +41,7 @@ pub fn count() -> u64 {
 /// In a child program: when `MULTIFROST_BENCH_ALLOC_DIR` is set, writes [`count`] to
 /// `<dir>/<pid>` every 20 ms from a thread of its own.
 pub fn report_to_dir_from_env() {
-    let Some(dir) = std::env::var_os(DIR_ENV) else {
+    let Some(dir) = std::env::var_os(crate::ALLOC_DIR_ENV) else {
         return;
     };
     let path = std::path::PathBuf::from(dir).join(std::process::id().to_string());

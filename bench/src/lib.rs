@@ -19,6 +19,10 @@ pub const FLAVOUR_ENV: &str = "MULTIFROST_BENCH_FLAVOUR";
 /// The port the floor's child connects its ROUTER to (the variable multifrost children read).
 pub const PORT_ENV: &str = "COMLINK_ZMQ_PORT";
 
+/// Where a child program built with `--features count-allocations` writes its allocation
+/// count (`<dir>/<pid>`), when set.
+pub const ALLOC_DIR_ENV: &str = "MULTIFROST_BENCH_ALLOC_DIR";
+
 /// The line a TCP server child (tarpc, tonic) prints on stdout once it listens, before the
 /// port: `listening on port 40123`.
 pub const LISTENING: &str = "listening on port ";

@@ -1,6 +1,7 @@
 //! What the benchmark measures, side by side: the floor and its msgpack variant, multifrost
-//! three ways (`call_dyn` on a hand-written worker, `call_dyn` and the typed client on the
-//! `#[multifrost::worker]` worker), tarpc and tonic. Every server is a child process on
+//! four ways (`call_dyn` on a hand-written worker; `call_dyn` and the typed client on the
+//! `#[multifrost::worker]` worker, and the typed client on its `async fn` twins), tarpc and
+//! tonic. Every server is a child process on
 //! 127.0.0.1; this process is every client.
 
 use std::future::Future;
@@ -25,11 +26,28 @@ pub enum Id {
     MultifrostHand,
     MultifrostCallDyn,
     MultifrostTyped,
+    MultifrostTypedAsync,
     Tarpc,
     Tonic,
 }
 
 impl Id {
+    pub const ALL: [Id; 8] = [
+        Id::Floor,
+        Id::FloorMsgpack,
+        Id::MultifrostHand,
+        Id::MultifrostCallDyn,
+        Id::MultifrostTyped,
+        Id::MultifrostTypedAsync,
+        Id::Tarpc,
+        Id::Tonic,
+    ];
+
+    /// The contender whose [`key`](Self::key) is `key`.
+    pub fn from_key(key: &str) -> Option<Id> {
+        Id::ALL.into_iter().find(|id| id.key() == key)
+    }
+
     /// The key of its figures in the JSON report.
     pub fn key(self) -> &'static str {
         match self {
@@ -38,6 +56,7 @@ impl Id {
             Id::MultifrostHand => "multifrost_call_dyn_hand_worker",
             Id::MultifrostCallDyn => "multifrost_call_dyn",
             Id::MultifrostTyped => "multifrost_typed",
+            Id::MultifrostTypedAsync => "multifrost_typed_async_methods",
             Id::Tarpc => "tarpc",
             Id::Tonic => "tonic",
         }
@@ -51,6 +70,7 @@ impl Id {
             Id::MultifrostHand => "multifrost call_dyn, hand-written worker",
             Id::MultifrostCallDyn => "multifrost call_dyn, macro worker",
             Id::MultifrostTyped => "multifrost typed client, macro worker",
+            Id::MultifrostTypedAsync => "multifrost typed client, macro worker, async fns",
             Id::Tarpc => "tarpc (bincode, TCP)",
             Id::Tonic => "tonic (gRPC, HTTP/2)",
         }
@@ -76,6 +96,8 @@ enum Client {
     Hand(Handle),
     MacroCallDyn(Handle<BenchMacroWorker>),
     MacroTyped(Handle<BenchMacroWorker>),
+    /// The typed client calling the `async fn` twins (`add_async`, `echo_bytes_async`).
+    MacroTypedAsync(Handle<BenchMacroWorker>),
     Tarpc(tarpc_service::BenchClient),
     Tonic(grpc::BenchClient),
 }
@@ -131,7 +153,12 @@ impl Lineup {
         contenders.push(Contender {
             id: Id::MultifrostTyped,
             server_pid: macro_pid,
-            client: Client::MacroTyped(typed),
+            client: Client::MacroTyped(typed.clone()),
+        });
+        contenders.push(Contender {
+            id: Id::MultifrostTypedAsync,
+            server_pid: macro_pid,
+            client: Client::MacroTypedAsync(typed),
         });
         workers.push(macro_worker);
 
@@ -287,6 +314,12 @@ impl Contender {
             Client::MacroTyped(handle) => {
                 time_each!(count, handle.call().add(1, 2).await?, is_three, ADD_WRONG)
             }
+            Client::MacroTypedAsync(handle) => time_each!(
+                count,
+                handle.call().add_async(1, 2).await?,
+                is_three,
+                ADD_WRONG
+            ),
             Client::Tarpc(client) => time_each!(
                 count,
                 client.add(tarpc::context::current(), 1, 2).await?,
@@ -323,6 +356,14 @@ impl Contender {
             Client::MacroTyped(handle) => {
                 in_flight(handle.clone(), count, |handle| async move {
                     let sum = handle.call().add(1, 2).await?;
+                    check(sum == 3, ADD_WRONG)?;
+                    Ok(handle)
+                })
+                .await
+            }
+            Client::MacroTypedAsync(handle) => {
+                in_flight(handle.clone(), count, |handle| async move {
+                    let sum = handle.call().add_async(1, 2).await?;
                     check(sum == 3, ADD_WRONG)?;
                     Ok(handle)
                 })
@@ -378,6 +419,16 @@ impl Contender {
                 handle
                     .call()
                     .echo_bytes(ByteBuf::from(data.to_vec()))
+                    .await?
+                    .len(),
+                is_mib,
+                ECHO_WRONG
+            ),
+            Client::MacroTypedAsync(handle) => time_each!(
+                count,
+                handle
+                    .call()
+                    .echo_bytes_async(ByteBuf::from(data.to_vec()))
                     .await?
                     .len(),
                 is_mib,

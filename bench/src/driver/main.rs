@@ -72,6 +72,16 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FlavourArg::CurrentThread)]
     flavour: FlavourArg,
 
+    /// Instead of the benchmark, only this contender's 1,000-in-flight measurement, over and
+    /// over for `--seconds`, for a profiler to watch (`perf record -g -- rpc-bench --profile
+    /// multifrost_typed` records the server child too). Keys as in the JSON's `rows`.
+    #[arg(long, value_name = "ROW")]
+    profile: Option<String>,
+
+    /// How long `--profile` runs.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+
     /// Where to write the JSON report (default: target/bench/rpc.json in the build's target
     /// directory).
     #[arg(long)]
@@ -148,6 +158,22 @@ fn run(args: Args) -> Result<()> {
         FlavourArg::Both => Flavour::ALL.to_vec(),
     };
     let plan = Plan::new(args.quick);
+    if let Some(key) = &args.profile {
+        let id = Id::from_key(key).ok_or_else(|| {
+            let keys: Vec<&str> = Id::ALL.iter().map(|id| id.key()).collect();
+            format!("--profile {key}: no such row (one of {})", keys.join(", "))
+        })?;
+        let flavour = flavours[0];
+        let runtime = flavour.runtime()?;
+        runtime.block_on(profile(
+            id,
+            flavour,
+            &bin_dir,
+            Duration::from_secs_f64(args.seconds),
+        ))?;
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        return Ok(());
+    }
     eprintln!(
         "rpc-bench: {} run, {} round(s): {} sequential calls, {} calls with {IN_FLIGHT} in flight, \
          {} x 1 MiB echoes per contender and round",
@@ -306,14 +332,7 @@ async fn measure_flavour(
     bin_dir: &Path,
     alloc_dir: Option<&Path>,
 ) -> Result<FlavourResult> {
-    let env: ChildEnv = alloc_dir
-        .map(|dir| {
-            vec![(
-                "MULTIFROST_BENCH_ALLOC_DIR".to_owned(),
-                dir.display().to_string(),
-            )]
-        })
-        .unwrap_or_default();
+    let env = alloc_env(alloc_dir);
     let mut lineup = Lineup::start(bin_dir, flavour, &env).await?;
     let mib_payload = Bytes::from(vec![0xa5u8; MIB]);
 
@@ -356,6 +375,60 @@ async fn measure_flavour(
             .map(|(samples, id)| samples.figures(id))
             .collect(),
     })
+}
+
+/// `--profile`: one contender's throughput measurement, repeated until `seconds` have passed,
+/// then its rate and CPU per call (and allocations per call, when counted).
+async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) -> Result<()> {
+    let alloc_dir = allocation_dir()?;
+    let env: ChildEnv = alloc_env(alloc_dir.as_deref());
+    let mut lineup = Lineup::start(bin_dir, flavour, &env).await?;
+    let contender = lineup
+        .contenders
+        .iter_mut()
+        .find(|c| c.id == id)
+        .ok_or("the contender is not in the lineup")?;
+    eprintln!(
+        "rpc-bench: profiling {} for {:.0} s: this process is {}, its server {}",
+        id.label(),
+        seconds.as_secs_f64(),
+        std::process::id(),
+        contender.server_pid
+    );
+    let mut samples = Samples::default();
+    let started = Instant::now();
+    while started.elapsed() < seconds {
+        measure_pipelined(contender, 50_000, &mut samples, alloc_dir.as_deref()).await?;
+    }
+    let figures = samples.figures(id);
+    println!(
+        "{}: {}/s (median of {} runs), CPU per call {:.2} µs = {:.2} here + {:.2} in the server",
+        id.label(),
+        results::thousands(figures.per_s),
+        figures.per_s_rounds.len(),
+        figures.cpu_us(),
+        figures.driver_cpu_us,
+        figures.server_cpu_us
+    );
+    if let (Some(driver), Some(server)) = (figures.driver_allocations, figures.server_allocations) {
+        println!("allocations per call: {driver:.1} here, {server:.1} in the server");
+    }
+    lineup.stop().await;
+    if let Some(dir) = alloc_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+fn alloc_env(alloc_dir: Option<&Path>) -> ChildEnv {
+    alloc_dir
+        .map(|dir| {
+            vec![(
+                multifrost_bench::ALLOC_DIR_ENV.to_owned(),
+                dir.display().to_string(),
+            )]
+        })
+        .unwrap_or_default()
 }
 
 /// One throughput measurement, with the CPU time (and allocations, when counted) that this
