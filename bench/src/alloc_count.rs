@@ -39,14 +39,22 @@ pub fn count() -> u64 {
 }
 
 /// In a child program: when `MULTIFROST_BENCH_ALLOC_DIR` is set, writes [`count`] to
-/// `<dir>/<pid>` every 20 ms from a thread of its own.
+/// `<dir>/<pid>` every 20 ms from a thread of its own (through a rename, so a reader never
+/// sees a half-written file).
 pub fn report_to_dir_from_env() {
     let Some(dir) = std::env::var_os(crate::ALLOC_DIR_ENV) else {
         return;
     };
-    let path = std::path::PathBuf::from(dir).join(std::process::id().to_string());
+    let dir = std::path::PathBuf::from(dir);
+    let pid = std::process::id();
+    let (path, partial) = (
+        dir.join(pid.to_string()),
+        dir.join(format!("{pid}.partial")),
+    );
     std::thread::spawn(move || loop {
-        let _ = std::fs::write(&path, count().to_string());
+        if std::fs::write(&partial, count().to_string()).is_ok() {
+            let _ = std::fs::rename(&partial, &path);
+        }
         std::thread::sleep(Duration::from_millis(20));
     });
 }

@@ -64,7 +64,7 @@ const CHILDREN: [&str; 5] = [
     about = "multifrost against a raw ZeroMQ echo floor, tarpc and tonic, in one run"
 )]
 struct Args {
-    /// A smoke run (about 15 s instead of about 1.5 minutes): small counts, two rounds.
+    /// A smoke run (about 10 s instead of about 1.5 minutes): small counts, two rounds.
     #[arg(long)]
     quick: bool,
 
@@ -122,7 +122,7 @@ impl Plan {
             Plan {
                 rounds: 5,
                 sequential: 10_000,
-                pipelined: 100_000,
+                pipelined: 60_000,
                 mib: 40,
             }
         }
@@ -192,18 +192,14 @@ fn run(args: Args) -> Result<()> {
             load_before.unwrap_or_default()
         );
     }
-    let alloc_dir = allocation_dir()?;
+    let alloc_dir = AllocationDir::create()?;
+    let alloc_dir = alloc_dir.as_ref().map(|dir| dir.0.as_path());
     let started = Instant::now();
     let mut results = Vec::new();
     for flavour in flavours {
         eprintln!("rpc-bench: measuring on the {} runtime", flavour.name());
         let runtime = flavour.runtime()?;
-        let result = runtime.block_on(measure_flavour(
-            flavour,
-            plan,
-            &bin_dir,
-            alloc_dir.as_deref(),
-        ))?;
+        let result = runtime.block_on(measure_flavour(flavour, plan, &bin_dir, alloc_dir))?;
         runtime.shutdown_timeout(Duration::from_secs(2));
         results.push(result);
     }
@@ -247,21 +243,29 @@ fn run(args: Args) -> Result<()> {
         results[0].flavour.name(),
         out.display()
     );
-    if let Some(dir) = alloc_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     Ok(())
 }
 
-/// With `--features count-allocations`, a fresh directory where the children write their
-/// allocation counts.
-fn allocation_dir() -> Result<Option<PathBuf>> {
-    if !cfg!(feature = "count-allocations") {
-        return Ok(None);
+/// With `--features count-allocations`, the fresh directory where the children write their
+/// allocation counts; removed on drop.
+struct AllocationDir(PathBuf);
+
+impl AllocationDir {
+    fn create() -> Result<Option<AllocationDir>> {
+        if !cfg!(feature = "count-allocations") {
+            return Ok(None);
+        }
+        let dir =
+            std::env::temp_dir().join(format!("rpc-bench-allocations-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Some(AllocationDir(dir)))
     }
-    let dir = std::env::temp_dir().join(format!("rpc-bench-allocations-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(Some(dir))
+}
+
+impl Drop for AllocationDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `cargo run` builds only `rpc-bench`: build (or refresh) the child programs next to it, with
@@ -380,8 +384,9 @@ async fn measure_flavour(
 /// `--profile`: one contender's throughput measurement, repeated until `seconds` have passed,
 /// then its rate and CPU per call (and allocations per call, when counted).
 async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) -> Result<()> {
-    let alloc_dir = allocation_dir()?;
-    let env: ChildEnv = alloc_env(alloc_dir.as_deref());
+    let alloc_dir = AllocationDir::create()?;
+    let alloc_dir = alloc_dir.as_ref().map(|dir| dir.0.as_path());
+    let env: ChildEnv = alloc_env(alloc_dir);
     let mut lineup = Lineup::start(bin_dir, flavour, &env).await?;
     let contender = lineup
         .contenders
@@ -398,7 +403,7 @@ async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) ->
     let mut samples = Samples::default();
     let started = Instant::now();
     while started.elapsed() < seconds {
-        measure_pipelined(contender, 50_000, &mut samples, alloc_dir.as_deref()).await?;
+        measure_pipelined(contender, 50_000, &mut samples, alloc_dir).await?;
     }
     let figures = samples.figures(id);
     println!(
@@ -414,9 +419,6 @@ async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) ->
         println!("allocations per call: {driver:.1} here, {server:.1} in the server");
     }
     lineup.stop().await;
-    if let Some(dir) = alloc_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     Ok(())
 }
 
@@ -465,10 +467,13 @@ async fn measure_pipelined(
 #[cfg(feature = "count-allocations")]
 async fn allocations(dir: &Path, server_pid: u32) -> Result<(u64, u64)> {
     let driver = multifrost_bench::alloc_count::count();
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    let server = multifrost_bench::alloc_count::read_child(dir, server_pid)
-        .ok_or_else(|| format!("no allocation count from process {server_pid}"))?;
-    Ok((driver, server))
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        if let Some(server) = multifrost_bench::alloc_count::read_child(dir, server_pid) {
+            return Ok((driver, server));
+        }
+    }
+    Err(format!("no allocation count from process {server_pid} in 3 s").into())
 }
 
 #[cfg(not(feature = "count-allocations"))]
