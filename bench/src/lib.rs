@@ -1,7 +1,16 @@
-//! What the benchmark driver (`rpc-bench`) and its two child programs share: the runtime flavour
-//! they run on, and the msgpack call and reply of the floor's msgpack variant.
+//! What the benchmark driver (`rpc-bench`) and its child programs share: the runtime flavour
+//! they run on, the msgpack call and reply of the floor's msgpack variant, the
+//! `#[multifrost::worker]` worker ([`macro_worker`]), the tarpc service ([`tarpc_service`]) and
+//! the hand-written tonic service ([`grpc`]), and the CPU-time readings ([`cpu`]).
 
 use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "count-allocations")]
+pub mod alloc_count;
+pub mod cpu;
+pub mod grpc;
+pub mod macro_worker;
+pub mod tarpc_service;
 
 /// Tells a child program which tokio runtime flavour to run on (the driver passes its own, so
 /// both ends of a measurement use the same flavour).
@@ -9,6 +18,29 @@ pub const FLAVOUR_ENV: &str = "MULTIFROST_BENCH_FLAVOUR";
 
 /// The port the floor's child connects its ROUTER to (the variable multifrost children read).
 pub const PORT_ENV: &str = "COMLINK_ZMQ_PORT";
+
+/// Where a child program built with `--features count-allocations` writes its allocation
+/// count (`<dir>/<pid>`), when set.
+pub const ALLOC_DIR_ENV: &str = "MULTIFROST_BENCH_ALLOC_DIR";
+
+/// The line a TCP server child (tarpc, tonic) prints on stdout once it listens, before the
+/// port: `listening on port 40123`.
+pub const LISTENING: &str = "listening on port ";
+
+/// In a TCP server child: exits once the driver goes (its end of our stdin closes), so no
+/// server outlives a killed driver.
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = std::io::Read::read(&mut stdin, &mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+        std::process::exit(0);
+    });
+}
 
 /// A tokio runtime flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,7 +35,13 @@ impl Worker for BenchWorker {
     }
 }
 
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOCATOR: multifrost_bench::alloc_count::Counting = multifrost_bench::alloc_count::Counting;
+
 fn main() {
+    #[cfg(feature = "count-allocations")]
+    multifrost_bench::alloc_count::report_to_dir_from_env();
     let runtime = Flavour::from_env().runtime().expect("tokio runtime");
     runtime.block_on(multifrost::run(BenchWorker));
 }

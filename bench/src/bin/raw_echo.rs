@@ -12,7 +12,13 @@ use multifrost_bench::{unix_now, Flavour, FloorCall, FloorReply, PORT_ENV};
 use zeromq::prelude::{Socket, SocketRecv, SocketSend};
 use zeromq::{RouterSocket, SocketEvent, ZmqMessage};
 
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOCATOR: multifrost_bench::alloc_count::Counting = multifrost_bench::alloc_count::Counting;
+
 fn main() {
+    #[cfg(feature = "count-allocations")]
+    multifrost_bench::alloc_count::report_to_dir_from_env();
     let msgpack = std::env::args().skip(1).any(|arg| arg == "--msgpack");
     let port = match std::env::var(PORT_ENV)
         .ok()
