@@ -6,6 +6,8 @@
 //! seconds to answer (`--connect-timeout`), and each kind of failure has its own exit status
 //! (see [`exit`]).
 
+#![warn(missing_docs)]
+
 mod exit;
 mod json;
 mod split;

@@ -14,6 +14,8 @@
 //!
 //! `syntax` holds the predicates on types that all of them share.
 
+#![warn(missing_docs)]
+
 mod describe;
 mod server;
 mod trait_client;

@@ -13,7 +13,9 @@ pub enum Error {
     /// The worker ran the function and answered with an error.
     #[error("{function}: remote error from worker '{worker}': {message}")]
     Remote {
+        /// The worker's name.
         worker: String,
+        /// The function called.
         function: String,
         /// The first line of the error as sent (Python: `<ExceptionType>: <message>`).
         message: String,
@@ -29,51 +31,97 @@ pub enum Error {
     /// No reply arrived within the call's timeout. The call left nothing behind.
     #[error("call to '{function}' on worker '{worker}' timed out after {timeout:?}")]
     Timeout {
+        /// The worker's name.
         worker: String,
+        /// The function called.
         function: String,
+        /// How long it waited.
         timeout: Duration,
     },
 
     /// The worker process exited while the call was pending, or before it was made.
     #[error("worker '{worker}' exited ({status})")]
-    ChildExited { worker: String, status: ExitStatus },
+    ChildExited {
+        /// The worker's name.
+        worker: String,
+        /// How the process ended.
+        status: ExitStatus,
+    },
 
-    /// The worker stopped answering heartbeats; calls in flight were failed.
+    /// Nothing came from the worker for
+    /// [`restart_on_unresponsive`](crate::ParentWorker::restart_on_unresponsive): it was
+    /// replaced (spawn mode) or disconnected (connect mode), and its calls in flight failed.
     #[error("worker '{worker}' is unresponsive: {misses} heartbeats in a row got no answer")]
-    Unresponsive { worker: String, misses: u32 },
+    Unresponsive {
+        /// The worker's name.
+        worker: String,
+        /// Heartbeats in a row that got no answer.
+        misses: u32,
+    },
 
     /// The connection to the worker was lost (or never usable), for `reason`.
     #[error("worker '{worker}' disconnected: {reason}")]
-    Disconnected { worker: String, reason: String },
+    Disconnected {
+        /// The worker's name.
+        worker: String,
+        /// Why.
+        reason: String,
+    },
 
     /// `start()` has not completed on this worker.
     #[error("worker '{worker}' is not started: call `start().await` first")]
-    NotStarted { worker: String },
+    NotStarted {
+        /// The worker's name.
+        worker: String,
+    },
 
     /// `stop()` was called on this worker.
     #[error("worker '{worker}' was stopped")]
-    Stopped { worker: String },
+    Stopped {
+        /// The worker's name.
+        worker: String,
+    },
 
     /// The worker could not be started.
     #[error("worker '{worker}' failed to start: {reason}")]
-    StartFailed { worker: String, reason: String },
+    StartFailed {
+        /// The worker's name.
+        worker: String,
+        /// Why.
+        reason: String,
+    },
 
     /// Too many consecutive failures: calls fail fast until a probe succeeds.
     #[error("circuit open for worker '{worker}': calls fail fast until it recovers")]
-    CircuitOpen { worker: String },
+    CircuitOpen {
+        /// The worker's name.
+        worker: String,
+    },
 
     /// The peer sent something that breaks the protocol (malformed or over a limit).
     #[error("protocol error from worker '{worker}': {reason}")]
-    Protocol { worker: String, reason: String },
+    Protocol {
+        /// The worker's name.
+        worker: String,
+        /// Why.
+        reason: String,
+    },
 
     /// The arguments could not be encoded.
     #[error("{function}: cannot encode the arguments: {reason}")]
-    Encode { function: String, reason: String },
+    Encode {
+        /// The function called.
+        function: String,
+        /// Why.
+        reason: String,
+    },
 
     /// The reply did not fit the type asked for.
     #[error("{function}: cannot decode the result: {source}")]
     Decode {
+        /// The function called.
         function: String,
+        /// The underlying error.
         #[source]
         source: ValueError,
     },
@@ -84,12 +132,19 @@ pub enum Error {
 
     /// No live service registered under this id appeared within the discovery timeout.
     #[error("service registry: Service '{service}' not found within {:?}s", .timeout.as_secs_f64())]
-    ServiceNotFound { service: String, timeout: Duration },
+    ServiceNotFound {
+        /// The service id.
+        service: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
 
     /// `register` found the id held by a live process.
     #[error("service registry: Service '{service}' already running (PID: {pid}, port: {port})")]
     AlreadyRunning {
+        /// The service id.
         service: String,
+        /// The pid of the process holding it.
         pid: u32,
         /// The port as the entry writes it (`None` when it has none).
         port: String,
@@ -104,9 +159,11 @@ pub enum Error {
         .holder.map_or_else(|| "its holder's pid is not readable".to_owned(), |pid| format!("held by PID {pid}"))
     )]
     RegistryLocked {
+        /// The lock file.
         lock: std::path::PathBuf,
         /// The holder's pid, when its lock file holds one.
         holder: Option<u32>,
+        /// How long it waited for the lock.
         waited: Duration,
     },
 
@@ -117,7 +174,9 @@ pub enum Error {
         .path.display()
     )]
     CorruptRegistry {
+        /// The file or folder.
         path: std::path::PathBuf,
+        /// Why.
         reason: String,
     },
 
@@ -126,6 +185,7 @@ pub enum Error {
     /// group or everyone). Nothing was read from it or written to it.
     #[error("service registry: refusing to use {}: {reason}", .path.display())]
     UnsafeRegistry {
+        /// The file or folder.
         path: std::path::PathBuf,
         /// What is wrong and how to fix it.
         reason: String,
@@ -138,7 +198,9 @@ pub enum Error {
     /// An operating-system or socket error.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },

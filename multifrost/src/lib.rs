@@ -55,6 +55,8 @@
 //! states that it serves such a trait with `#[multifrost::worker(serves = Model)]`, which makes
 //! a drifting signature a compile error.
 
+#![warn(missing_docs)]
+
 // Everything below is Linux-only; elsewhere this one error is all the compiler reports.
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -479,6 +479,7 @@ pub struct DisplayErrorTag;
 
 /// Kind 1: the error converts into a `CallError`.
 pub trait IntoCallErrorKind {
+    /// This kind's tag, found by method lookup (see above).
     fn multifrost_error_kind(&self) -> IntoCallErrorTag {
         IntoCallErrorTag
     }
@@ -487,6 +488,7 @@ impl<E: Into<CallError>> IntoCallErrorKind for &&&ErrorWrap<'_, E> {}
 
 /// Kind 2: the error is a `std::error::Error`.
 pub trait StdErrorKind {
+    /// This kind's tag, found by method lookup (see above).
     fn multifrost_error_kind(&self) -> StdErrorTag {
         StdErrorTag
     }
@@ -495,6 +497,7 @@ impl<E: std::error::Error + 'static> StdErrorKind for &&ErrorWrap<'_, E> {}
 
 /// Kind 3: the error points to a `dyn std::error::Error`.
 pub trait DerefErrorKind {
+    /// This kind's tag, found by method lookup (see above).
     fn multifrost_error_kind(&self) -> DerefErrorTag {
         DerefErrorTag
     }
@@ -508,6 +511,7 @@ impl<E> DerefErrorKind for &ErrorWrap<'_, E> where
 /// displayed either fails on `DisplayErrorTag::into_call_error`'s bound, with a message that
 /// says what to do, rather than on the method lookup.
 pub trait DisplayErrorKind {
+    /// This kind's tag, found by method lookup (see above).
     fn multifrost_error_kind(&self) -> DisplayErrorTag {
         DisplayErrorTag
     }
@@ -521,6 +525,7 @@ impl<E> DisplayErrorKind for ErrorWrap<'_, E> {}
     note = "implement `Display` or `std::error::Error` for it, or `From<{Self}> for multifrost::CallError`"
 )]
 pub trait ErrorReply {
+    /// The text of the error reply.
     fn reply_text(&self) -> String;
 }
 impl<E: Display> ErrorReply for E {
@@ -530,18 +535,21 @@ impl<E: Display> ErrorReply for E {
 }
 
 impl IntoCallErrorTag {
+    /// The error reply for `error`.
     pub fn into_call_error<E: Into<CallError>>(self, error: E) -> CallError {
         error.into()
     }
 }
 
 impl StdErrorTag {
+    /// The error reply for `error`.
     pub fn into_call_error<E: std::error::Error + 'static>(self, error: E) -> CallError {
         CallError::from_error(&error)
     }
 }
 
 impl DerefErrorTag {
+    /// The error reply for `error`.
     pub fn into_call_error<E>(self, error: E) -> CallError
     where
         E: std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static>,
@@ -551,6 +559,7 @@ impl DerefErrorTag {
 }
 
 impl DisplayErrorTag {
+    /// The error reply for `error`.
     pub fn into_call_error<E: ErrorReply>(self, error: E) -> CallError {
         CallError::new(error.reply_text())
     }
@@ -566,6 +575,7 @@ pub struct ErrorData<'a, E>(pub &'a E);
 
 /// The error is `Serialize`: it is sent as data too.
 pub trait SerializeErrorData {
+    /// The error as data beside its text, when its type is `Serialize`.
     fn multifrost_error_data(&self) -> Option<EncodedValue>;
 }
 impl<E: Serialize> SerializeErrorData for &ErrorData<'_, E> {
@@ -578,6 +588,7 @@ impl<E: Serialize> SerializeErrorData for &ErrorData<'_, E> {
 
 /// Any other error: text only.
 pub trait NoErrorData {
+    /// The error as data beside its text, when its type is `Serialize`.
     fn multifrost_error_data(&self) -> Option<EncodedValue> {
         None
     }
