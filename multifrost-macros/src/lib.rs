@@ -116,8 +116,16 @@ use quote::ToTokens;
 ///   error reply is `E`'s message: a `CallError` or `multifrost::Error` as it is (a type
 ///   implementing `Into<CallError>` is converted by it), a `std::error::Error` followed by its
 ///   chain of sources (`caused by: ...`, also for `Box<dyn Error + Send + Sync>` and error types
-///   dereferencing to one), any other `Display` type its text.
-/// - `MathClient<'a>` and `MathBlockingClient<'a>` (named `{Type}Client` and
+///   dereferencing to one), any other `Display` type its text. When `E` is `Serialize`, the
+///   error also travels as data, and the caller gets it back typed with
+///   `multifrost::Error::remote_error::<E>()`. A panic's reply says where it happened.
+/// - Byte strings: `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes`, `[u8; N]` and an `Option` of one,
+///   as parameters or results, cross as msgpack bin (a Python caller gets `bytes`), without
+///   `serde_bytes`.
+/// - `Worker::describe`: each method's wire name, parameters and their types, optional
+///   parameters, return type and the first line of its doc comment, which the runtime sends
+///   when asked (`multifrost describe`).
+/// - `MathClient` and `MathBlockingClient` (named `{Type}Client` and
 ///   `{Type}BlockingClient`, always `pub`), returned by `Handle::<Math>::call()` and
 ///   `BlockingHandle::<Math>::call()` through the generated `impl multifrost::Service for Math`.
 ///   Each has one method per exposed method, with the same Rust name and the same argument

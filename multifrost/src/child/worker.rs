@@ -113,7 +113,25 @@ impl CallContext {
     /// True once the caller no longer waits for this call: its parent cancelled it (its
     /// timeout fired or its future was dropped) or its deadline passed. An async method is
     /// simply dropped then; a sync method, which cannot be interrupted, can poll this and
-    /// return early.
+    /// return early:
+    ///
+    /// ```
+    /// use multifrost::CallContext;
+    ///
+    /// pub struct Trainer;
+    ///
+    /// #[multifrost::worker]
+    /// impl Trainer {
+    ///     /// Runs up to `epochs` epochs, fewer when the caller stops waiting.
+    ///     pub fn train(&self, ctx: &CallContext, epochs: u32) -> u32 {
+    ///         let mut done = 0;
+    ///         while done < epochs && !ctx.is_cancelled() {
+    ///             done += 1; // one epoch of work
+    ///         }
+    ///         done
+    ///     }
+    /// }
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
