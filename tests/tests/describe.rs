@@ -191,3 +191,18 @@ async fn the_cli_lists_a_python_workers_names_through_list_functions() {
     assert!(out.lines().any(|line| line == "add"), "{out}");
     assert!(out.lines().any(|line| line == "fibonacci"), "{out}");
 }
+
+#[tokio::test]
+async fn the_cli_shows_every_line_a_spawned_worker_printed_during_the_call() {
+    let spawn = support::hand_worker().display().to_string();
+    for _ in 0..3 {
+        let (code, out, err) = run_cli(&["call", "--spawn", &spawn, "print_lines", "500"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), "500");
+        let shown = err
+            .lines()
+            .filter(|line| line.contains("STDOUT]: line "))
+            .count();
+        assert_eq!(shown, 500, "{err}");
+    }
+}

@@ -35,7 +35,7 @@ impl Subscriber for Capture {
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut line = Line(String::new());
+        let mut line = Line(format!("{} ", event.metadata().level()));
         event.record(&mut line);
         self.0.lock().unwrap().push(line.0);
     }
@@ -127,7 +127,18 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
     assert!(capture.has(&["worker responsive again"]));
     assert!(capture.has(&["worker process runs again"]));
 
+    let before_stop = capture.0.lock().unwrap().len();
     handle.stop().await;
     assert!(capture.has(&["worker stopped"]));
+    let at_stop: Vec<String> = capture.0.lock().unwrap()[before_stop..]
+        .iter()
+        .filter(|line| line.starts_with("INFO ") || line.starts_with("WARN "))
+        .cloned()
+        .collect();
+    assert_eq!(
+        at_stop.len(),
+        1,
+        "a stop logs one info line: {at_stop:?}"
+    );
     assert!(capture.has(&["worker process exited"]));
 }
