@@ -20,7 +20,7 @@ echo "==> cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test" >&2
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 echo "==> benchmark smoke run (debug build: the figures mean nothing, the run must work)" >&2
 cargo run --locked -p multifrost-bench -- --quick --out target/bench/smoke.json >/dev/null

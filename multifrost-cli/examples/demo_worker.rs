@@ -68,7 +68,8 @@ impl Worker for Demo {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut runner = ChildRunner::new(Demo);
+    // A Rust peer takes integers above i64::MAX: this one echoes them (`--allow-u64`).
+    let mut runner = ChildRunner::new(Demo).wide_integers(true);
     if let Some(index) = args.iter().position(|arg| arg == "--service") {
         match args.get(index + 1) {
             Some(id) => runner = runner.service_id(id),

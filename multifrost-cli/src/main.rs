@@ -383,6 +383,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .timeout(timeout)
                 .namespace(namespace)
                 .client_name("multifrost-cli");
+            if allow_u64 {
+                options = options.wide_integers();
+            }
             for entry in &metadata {
                 let (key, value) = metadata_entry(entry)?;
                 options = options.metadata(key, value);
