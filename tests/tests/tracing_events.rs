@@ -135,10 +135,6 @@ async fn lifecycle_calls_heartbeats_and_the_circuit_are_traced() {
         .filter(|line| line.starts_with("INFO ") || line.starts_with("WARN "))
         .cloned()
         .collect();
-    assert_eq!(
-        at_stop.len(),
-        1,
-        "a stop logs one info line: {at_stop:?}"
-    );
+    assert_eq!(at_stop.len(), 1, "a stop logs one info line: {at_stop:?}");
     assert!(capture.has(&["worker process exited"]));
 }
