@@ -241,7 +241,12 @@ async fn integers_above_i64_are_refused_not_clamped() {
         message.contains("18446744073709551615") && message.contains("i64"),
         "{message}"
     );
-    let echoed = handle.call_dyn::<Value>("echo", (u64::MAX,)).await;
+    // The parent refuses such an argument unless told the peer takes it: say so, to see what
+    // the module does with it.
+    let wide = multifrost::CallOptions::new().wide_integers();
+    let echoed = handle
+        .call_dyn_with::<Value>("echo", (u64::MAX,), &wide)
+        .await;
     assert!(
         matches!(echoed, Err(Error::Remote { .. })),
         "the peer imitating upstream clamps this to i64::MAX; the module refuses: {echoed:?}"
