@@ -72,6 +72,8 @@ mod macro_support;
 #[cfg(target_os = "linux")]
 pub mod parent;
 #[cfg(target_os = "linux")]
+mod procfs;
+#[cfg(target_os = "linux")]
 pub mod protocol;
 #[cfg(target_os = "linux")]
 pub mod registry;

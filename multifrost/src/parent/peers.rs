@@ -126,11 +126,8 @@ fn all_pids() -> Vec<u32> {
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: the fields follow the last
-    // ')': state, then the parent pid.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    // State, then the parent pid.
+    crate::procfs::stat_fields(pid)?.get(1)?.parse().ok()
 }
 
 /// The socket inodes held by the processes in `pids`, each with its holder.

@@ -566,13 +566,7 @@ impl Supervisor {
 
 /// Whether `/proc/<pid>/stat` says the process is stopped or traced.
 fn process_is_stopped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The command name is in parentheses and may contain ") ": the state follows the last one.
-    stat.rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next())
-        .is_some_and(|state| state == "T" || state == "t")
+    crate::procfs::state(pid).is_some_and(|state| state == "T" || state == "t")
 }
 
 impl Drop for Supervisor {

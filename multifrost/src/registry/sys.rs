@@ -25,14 +25,7 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// True when `/proc/<pid>/stat` says the process is a zombie (it will never serve again).
 pub(super) fn is_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The command name is in parentheses and may itself contain ") ": the state follows the
-    // last one.
-    stat.rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next())
-        .is_some_and(|state| state == "Z")
+    crate::procfs::state(pid).is_some_and(|state| state == "Z")
 }
 
 /// Runs blocking file work off the async runtime.
