@@ -208,23 +208,29 @@ fn expected_arguments(required: usize, names: &[&str]) -> String {
     format!("{count} ({})", names.join(", "))
 }
 
-/// Runs a sync method on tokio's blocking pool, so the runtime keeps serving heartbeats and
-/// other calls meanwhile. A panic becomes an error naming the function, worded like the one
-/// the runtime sends for a panic in an async method, with where it happened as traceback: it
-/// is caught on the blocking thread, where the panic hook recorded its location.
+/// Runs a sync method on the threads kept for sync methods (see `child/blocking.rs`), so the
+/// runtime keeps serving heartbeats and other calls meanwhile. A panic becomes an error naming
+/// the function, worded like the one the runtime sends for a panic in an async method, with
+/// where it happened as traceback: it is caught on the method's thread, where the panic hook
+/// recorded its location.
 pub async fn run_blocking<R, F>(function: &str, method: F) -> Result<R, CallError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
     panic::install_hook();
-    let caught = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(method)).map_err(CaughtPanic::take)
-    });
-    match caught.await {
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    crate::child::blocking::pool().submit(Box::new(move || {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(method))
+            .map_err(CaughtPanic::take);
+        let _ = done.send(caught);
+    }));
+    match outcome.await {
         Ok(Ok(returned)) => Ok(returned),
         Ok(Err(panic)) => Err(panic.into_call_error(function)),
-        Err(join) => Err(CallError::new(format!("{function}: cancelled: {join}"))),
+        Err(_) => Err(CallError::new(format!(
+            "{function}: the method's thread ended without an answer"
+        ))),
     }
 }
 

@@ -5,6 +5,7 @@
 //! what a worker is; output.rs captures the process's own stdout and stderr; panic.rs finds
 //! where a method panicked.
 
+pub(crate) mod blocking;
 mod describe;
 mod output;
 pub(crate) mod panic;
