@@ -135,7 +135,7 @@ impl Worker for FuzzWorker {
                     length: size,
                 })
             }
-            "get_metadata" => reply_value(&Value::Map(call.context.metadata)),
+            "get_metadata" => reply_value(&Value::Map(call.context.metadata_map().to_vec())),
             "first_of" => {
                 let list: Vec<Value> = call.arg(0, "list")?;
                 reply_value(list.first().unwrap_or(&Value::Nil))

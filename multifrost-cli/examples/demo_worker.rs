@@ -49,7 +49,7 @@ impl Worker for Demo {
                 tokio::time::sleep(Duration::try_from_secs_f64(seconds).unwrap_or_default()).await;
                 encode(&Value::Nil)
             }
-            "metadata" => encode(&Value::Map(call.context.metadata)),
+            "metadata" => encode(&Value::Map(call.context.metadata_map().to_vec())),
             "argv" => encode(&Value::Array(
                 std::env::args().skip(1).map(Value::from).collect(),
             )),

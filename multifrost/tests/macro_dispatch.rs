@@ -360,7 +360,9 @@ async fn panic_in_sync_method_says_where_it_happened() {
 #[tokio::test]
 async fn context_parameter_in_first_position_reads_metadata() {
     let mut incoming = call("token", vec![value("auth_token")]);
-    incoming.context.metadata = vec![("auth_token".into(), "secret".into())];
+    incoming.context = incoming
+        .context
+        .with_metadata(vec![("auth_token".into(), "secret".into())]);
     let result = Arc::new(Math).dispatch(incoming).await.unwrap();
     assert_eq!(
         result.decode::<Option<String>>().unwrap().as_deref(),

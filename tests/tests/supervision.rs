@@ -204,7 +204,7 @@ async fn consecutive_timeouts_open_the_circuit_and_remote_errors_do_not() {
             .call_dyn_with::<f64>("sleep", (1.0,), &quick)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Timeout { .. }));
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     }
     assert_eq!(handle.circuit_state(), CircuitState::Open);
     let err = handle.call_dyn::<i64>("add", (1, 2)).await.unwrap_err();

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rmpv::Value;
 
 use super::describe::Description;
 use super::worker::{CallContext, CallError, IncomingCall, Worker};
 use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY, DESCRIBE, LIST_FUNCTIONS};
+use crate::protocol::message::{as_f64, as_str};
 use crate::protocol::{
     encode_heartbeat_reply, encode_response, quote, unix_now, EncodeError, EncodedValue, Limits,
     MessageKind, RawMessage, DEFAULT_NAMESPACE,
@@ -142,12 +142,12 @@ impl DispatchRules {
                 Decision::Ignore(Ignored::HeartbeatOverLimit)
             }
             MessageKind::Heartbeat => Decision::Reply(encode_heartbeat_reply(&message)),
-            MessageKind::Shutdown if !self.authorized(&message.metadata()) => {
+            MessageKind::Shutdown if !self.authorized(&message) => {
                 Decision::Ignore(Ignored::UnauthorizedShutdown)
             }
             MessageKind::Shutdown => Decision::Stop,
             MessageKind::Cancel => match message.id.clone() {
-                Some(id) if self.authorized(&message.metadata()) => Decision::Cancel(id),
+                Some(id) if self.authorized(&message) => Decision::Cancel(id),
                 Some(_) => Decision::Ignore(Ignored::UnauthorizedCancel),
                 None => Decision::Ignore(Ignored::NoId),
             },
@@ -155,8 +155,8 @@ impl DispatchRules {
         }
     }
 
-    fn decide_call(&self, message: RawMessage) -> Decision {
-        let Some(id) = message.id.clone() else {
+    fn decide_call(&self, mut message: RawMessage) -> Decision {
+        let Some(id) = message.id.take() else {
             return Decision::Ignore(Ignored::NoId);
         };
         let refuse = |error: CallError| Decision::Refuse {
@@ -180,7 +180,7 @@ impl DispatchRules {
                 )))
             }
         }
-        let Some(function) = message.function.clone() else {
+        let Some(function) = message.function.take() else {
             return refuse(CallError::new("Message missing 'function' field"));
         };
         if function.starts_with('_') {
@@ -194,16 +194,12 @@ impl DispatchRules {
         if builtin.is_none() && !self.functions.contains(&function) {
             return refuse(CallError::function_not_found(&function));
         }
-        let metadata = message.metadata();
-        if !self.authorized(&metadata) {
+        if !self.authorized(&message) {
             return refuse(CallError::new(
                 "Unauthorized: this worker requires a shared token in metadata.auth_token",
             ));
         }
-        let deadline = metadata
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(DEADLINE_KEY))
-            .and_then(|(_, v)| v.as_f64());
+        let deadline = message.metadata_entry(DEADLINE_KEY).and_then(as_f64);
         if let Some(deadline) = deadline {
             let now = unix_now();
             if deadline <= now {
@@ -218,7 +214,8 @@ impl DispatchRules {
             return Decision::Reply(encode_response(&id, result));
         }
         let args = message.args().unwrap_or_default();
-        if let Some(error) = non_string_keys(&function, &args, message.metadata_value()) {
+        let metadata = message.metadata_value();
+        if let Some(error) = non_string_keys(&function, &args, metadata.as_ref()) {
             return refuse(error);
         }
         Decision::Dispatch(IncomingCall {
@@ -227,10 +224,10 @@ impl DispatchRules {
                 id,
                 namespace: message
                     .namespace
-                    .clone()
+                    .take()
                     .flatten()
                     .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-                client_name: message.client_name.clone(),
+                client_name: message.client_name.take(),
                 metadata,
                 ..CallContext::default()
             },
@@ -239,14 +236,11 @@ impl DispatchRules {
     }
 
     /// Whether a message carries the shared token, when the worker requires one.
-    fn authorized(&self, metadata: &[(Value, Value)]) -> bool {
+    fn authorized(&self, message: &RawMessage) -> bool {
         let Some(expected) = &self.auth_token else {
             return true;
         };
-        let given = metadata
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(AUTH_TOKEN_KEY))
-            .and_then(|(_, v)| v.as_str());
+        let given = message.metadata_entry(AUTH_TOKEN_KEY).and_then(as_str);
         given == Some(expected.as_str())
     }
 }
@@ -257,7 +251,7 @@ impl DispatchRules {
 fn non_string_keys(
     function: &str,
     args: &[EncodedValue],
-    metadata: Option<EncodedValue>,
+    metadata: Option<&EncodedValue>,
 ) -> Option<CallError> {
     // The parse recorded whether each value has one: nothing is walked for a clean call.
     let limits = Limits::default();
@@ -360,6 +354,7 @@ impl<W: Worker> Worker for CheckedReplies<W> {
 mod tests {
     use super::*;
     use crate::protocol::{encode_shutdown, MessageWriter};
+    use rmpv::Value;
 
     fn rules(token: Option<&str>) -> DispatchRules {
         DispatchRules::new(

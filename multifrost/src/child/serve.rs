@@ -13,10 +13,11 @@ use std::collections::{HashMap, VecDeque};
 use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::panic::CaughtPanic;
 use super::rules::{Decision, DispatchRules, Ignored};
-use super::worker::{IncomingCall, Worker};
+use super::worker::{CallError, IncomingCall, Worker};
 use crate::error::{Error, Result};
 use crate::protocol::{
-    encode_error, encode_error_with_data, encode_output, encode_response, Limits, MessageKind,
+    encode_error, encode_error_with_data, encode_output, encode_response, EncodedValue, Limits,
+    MessageKind,
 };
 use crate::transport::{self, RouterSendHalf, RouterSocket, SocketEvent, SocketRecv, SocketSend};
 
@@ -26,6 +27,11 @@ const MAX_KNOWN_PARENTS: usize = 16;
 /// The most bytes of replies a service holds for one peer that does not read them; past it,
 /// that peer's further replies are dropped (it is the one that loses, never the service).
 const MAX_PEER_BACKLOG: usize = 64 * 1024 * 1024;
+
+/// A call is abandoned this long after its `metadata.deadline`: by then its parent's own
+/// timeout has fired, so that the parent reports the timeout it set rather than racing this
+/// reply (the two clocks and timers are not the same).
+const ABANDON_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The state shared by the receive loop and the tasks running calls.
 pub(crate) struct Server<W> {
@@ -261,17 +267,45 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    /// Runs one call on its own task and sends its reply, unless the parent cancels it first;
-    /// past its deadline it is abandoned with an error reply.
+    /// Runs one call and sends its reply, unless the parent cancels it first; past its
+    /// deadline it is abandoned with an error reply.
+    ///
+    /// On a current-thread runtime the call is first polled here: a call that completes at
+    /// once (most async methods do) is answered without a task, a timer or an entry in
+    /// `running`. Anything else gets a task of its own, which polls it again at once. (On a
+    /// multi-thread runtime every call gets its task, so that calls that compute before their
+    /// first await still run side by side.)
     fn run_call(self: &Arc<Self>, routing_id: Bytes, call: IncomingCall, replies: &Replies) {
         let id = call.context.id.clone();
-        let key = (routing_id.clone(), id.clone());
+        let function = call.function.clone();
         let cancelled = call.context.cancel_flag();
-        let deadline = call.context.deadline().map(|at| {
+        let deadline = call.context.deadline();
+        let correlation_id = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| call.context.correlation_id().map(str::to_owned))
+            .flatten();
+        tracing::debug!(function, correlation_id, "call received");
+        let started = std::time::Instant::now();
+        // The location is taken in the poll that caught the panic, on its thread.
+        let mut dispatch = AssertUnwindSafe(self.worker.clone().dispatch(call))
+            .catch_unwind()
+            .map(|outcome| outcome.map_err(CaughtPanic::take));
+        let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        if current_thread {
+            let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+            if let std::task::Poll::Ready(outcome) = dispatch.poll_unpin(&mut context) {
+                let payload =
+                    reply_for(outcome, &id, &function, correlation_id.as_deref(), started);
+                replies.send(routing_id, payload);
+                return;
+            }
+        }
+        let key = (routing_id.clone(), id.clone());
+        let deadline = deadline.map(|at| {
             let left = at
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or_default();
-            tokio::time::Instant::now() + left
+            tokio::time::Instant::now() + left + ABANDON_GRACE
         });
         let (cancel, cancel_requested) = oneshot::channel();
         // Registered before the task starts, so that the task's own removal cannot come first.
@@ -282,15 +316,6 @@ impl<W: Worker> Server<W> {
         let server = self.clone();
         let replies = replies.clone();
         tokio::spawn(async move {
-            let worker = server.worker.clone();
-            let function = call.function.clone();
-            let correlation_id = call.context.correlation_id().map(str::to_owned);
-            tracing::debug!(function, correlation_id, "call received");
-            let started = std::time::Instant::now();
-            // The location is taken in the poll that caught the panic, on its thread.
-            let dispatch = AssertUnwindSafe(worker.dispatch(call))
-                .catch_unwind()
-                .map(|outcome| outcome.map_err(CaughtPanic::take));
             let until_deadline = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -319,30 +344,46 @@ impl<W: Worker> Server<W> {
                 return;
             };
             server.running.lock().expect("running lock").remove(&key);
-            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let payload = match outcome {
-                Ok(Ok(result)) => {
-                    tracing::debug!(function, correlation_id, duration_ms, "call answered");
-                    encode_response(&id, &result)
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(
-                        function,
-                        correlation_id,
-                        duration_ms,
-                        error = error.message(),
-                        "call answered with an error"
-                    );
-                    encode_error_with_data(&id, &error.reply_text(), error.data())
-                }
-                Err(panic) => {
-                    let error = panic.into_call_error(&function);
-                    tracing::warn!(function, correlation_id, "{}", error.reply_text());
-                    encode_error(&id, &error.reply_text())
-                }
-            };
+            let payload = reply_for(outcome, &id, &function, correlation_id.as_deref(), started);
             replies.send(routing_id, payload);
         });
+    }
+}
+
+/// The reply to the call `id` of `function`, from what its dispatch came to.
+fn reply_for(
+    outcome: std::result::Result<std::result::Result<EncodedValue, CallError>, CaughtPanic>,
+    id: &str,
+    function: &str,
+    correlation_id: Option<&str>,
+    started: std::time::Instant,
+) -> Vec<u8> {
+    let duration_ms = || started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(Ok(result)) => {
+            tracing::debug!(
+                function,
+                correlation_id,
+                duration_ms = duration_ms(),
+                "call answered"
+            );
+            encode_response(id, &result)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(
+                function,
+                correlation_id,
+                duration_ms = duration_ms(),
+                error = error.message(),
+                "call answered with an error"
+            );
+            encode_error_with_data(id, &error.reply_text(), error.data())
+        }
+        Err(panic) => {
+            let error = panic.into_call_error(function);
+            tracing::warn!(function, correlation_id, "{}", error.reply_text());
+            encode_error(id, &error.reply_text())
+        }
     }
 }
 

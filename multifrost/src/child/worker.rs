@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
 use super::describe::Description;
 use crate::protocol::contract::{CORRELATION_ID_KEY, DEADLINE_KEY};
+use crate::protocol::message::{as_f64, as_str, map_entry};
 use crate::protocol::{quote, EncodedValue, DEFAULT_NAMESPACE};
 
 /// A set of functions that parents can call.
@@ -103,8 +104,11 @@ pub struct CallContext {
     pub namespace: String,
     /// The caller's `client_name` (or Node's `clientName`), if sent.
     pub client_name: Option<String>,
-    /// The call's `metadata` map, as sent.
-    pub metadata: Vec<(Value, Value)>,
+    /// The call's `metadata` map, still encoded: most calls read one or two keys of it, if
+    /// any (see [`metadata_map`](Self::metadata_map)).
+    pub(crate) metadata: Option<EncodedValue>,
+    /// `metadata` decoded, once somebody asks for all of it.
+    pub(crate) decoded_metadata: OnceLock<Vec<(Value, Value)>>,
     /// Set when the parent stops waiting: it cancelled the call, or its deadline passed.
     pub(crate) cancelled: Arc<AtomicBool>,
 }
@@ -141,17 +145,38 @@ impl CallContext {
         self.cancelled.clone()
     }
 
+    /// The call's `metadata` map, as sent (empty when it sent none, or not a map), decoded
+    /// the first time it is asked for.
+    pub fn metadata_map(&self) -> &[(Value, Value)] {
+        self.decoded_metadata.get_or_init(|| match &self.metadata {
+            Some(metadata) => match metadata.to_value() {
+                Value::Map(entries) => entries,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        })
+    }
+
     /// The metadata value under `key`, if any.
     pub fn metadata(&self, key: &str) -> Option<&Value> {
-        self.metadata
+        self.metadata_map()
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
             .map(|(_, v)| v)
     }
 
-    /// The metadata value under `key` when it is a string.
+    /// The metadata value under `key` when it is a string (read without decoding the rest).
     pub fn metadata_str(&self, key: &str) -> Option<&str> {
-        self.metadata(key).and_then(Value::as_str)
+        let entry = map_entry(self.metadata.as_ref()?.as_bytes(), key)?;
+        as_str(entry)
+    }
+
+    /// This context with `entries` as its metadata map, as if the call had sent them (for
+    /// tests, and workers that call each other in-process).
+    pub fn with_metadata(mut self, entries: Vec<(Value, Value)>) -> Self {
+        self.metadata = EncodedValue::from_value(&Value::Map(entries)).ok();
+        self.decoded_metadata = OnceLock::new();
+        self
     }
 
     /// The correlation id the caller set (`metadata.correlation_id`), if any.
@@ -160,9 +185,10 @@ impl CallContext {
     }
 
     /// When the caller stops waiting for this call, if it said (`metadata.deadline`, Unix
-    /// seconds, sent by multifrost parents when the call has a timeout).
+    /// seconds).
     pub fn deadline(&self) -> Option<SystemTime> {
-        let secs = self.metadata(DEADLINE_KEY)?.as_f64()?;
+        let entry = map_entry(self.metadata.as_ref()?.as_bytes(), DEADLINE_KEY)?;
+        let secs = as_f64(entry)?;
         (secs.is_finite() && secs > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs))
     }
 }

@@ -146,13 +146,16 @@ impl Connection {
         is_call: bool,
     ) -> Result<RawMessage, Error> {
         let reply = self.pending.register(id, seq, is_call)?;
-        let _guard = PendingGuard {
+        let mut guard = PendingGuard {
             pending: &self.pending,
             id,
+            answered: false,
         };
         let exchange = async {
             self.send(payload).await?;
-            match reply.await {
+            let reply = reply.await;
+            guard.answered = true;
+            match reply {
                 Ok(reply) => reply,
                 // The table was dropped without an answer: the connection is gone.
                 Err(_) => Err(self.pending.closed_error().unwrap_or(Error::Disconnected {
@@ -315,7 +318,7 @@ async fn receive_loop(
         };
         // Whatever it is, the child sent it: it is alive.
         connection.heard();
-        let message = match RawMessage::parse(transport::payload(&frames), &limits) {
+        let mut message = match RawMessage::parse(transport::payload(&frames), &limits) {
             Ok(message) => message,
             Err(err) => {
                 tracing::warn!(worker = %connection.worker, "ignoring a malformed message: {err}");
@@ -327,7 +330,7 @@ async fn receive_loop(
         }
         match message.kind {
             MessageKind::Response | MessageKind::Error | MessageKind::Heartbeat => {
-                let Some(id) = message.id.clone() else {
+                let Some(id) = message.id.take() else {
                     continue;
                 };
                 let reply = match &message.violation {

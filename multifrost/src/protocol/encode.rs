@@ -25,7 +25,11 @@ pub fn unix_now() -> f64 {
 
 /// A fresh message id (UUID v4 text).
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// Builds an outgoing message map field by field, with the common keys first.
@@ -209,31 +213,49 @@ impl OutgoingCall<'_> {
             bytes => bytes,
         };
         let extra = 4 + self.client_name.is_some() as u32;
-        let mut writer = MessageWriter::new(MessageKind::Call, self.id, extra, args.len() + 64);
+        let metadata_len: usize = self
+            .metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.as_bytes().len() + 5)
+            .sum::<usize>()
+            + self.auth_token.map_or(0, |t| t.as_bytes().len() + 16);
+        let capacity = args.len()
+            + self.function.len()
+            + self.namespace.len()
+            + self.client_name.map_or(0, |n| n.len() + 16)
+            + metadata_len
+            + 96;
+        let mut writer = MessageWriter::new(MessageKind::Call, self.id, extra, capacity);
         writer.str_field("function", self.function);
         writer.raw_field("args", args);
         writer.str_field("namespace", self.namespace);
         if let Some(name) = self.client_name {
             writer.str_field("client_name", name);
         }
+        // metadata: timestamp_sent, the deadline, the user's entries and the token, written in
+        // place.
         let now = unix_now();
-        let mut stamp = Vec::with_capacity(9);
-        rmp::encode::write_f64(&mut stamp, now).expect("Vec write");
-        let mut deadline = Vec::new();
-        let mut metadata: Vec<(&str, &[u8])> = vec![(TIMESTAMP_SENT_KEY, &stamp)];
+        let entries = 1
+            + u32::from(self.timeout.is_some())
+            + self.metadata.len() as u32
+            + u32::from(self.auth_token.is_some());
+        writer.key("metadata");
+        let buf = &mut writer.buf;
+        rmp::encode::write_map_len(buf, entries).expect("Vec write");
+        rmp::encode::write_str(buf, TIMESTAMP_SENT_KEY).expect("Vec write");
+        rmp::encode::write_f64(buf, now).expect("Vec write");
         if let Some(limit) = self.timeout {
-            rmp::encode::write_f64(&mut deadline, now + limit.as_secs_f64()).expect("Vec write");
-            metadata.push((DEADLINE_KEY, &deadline));
+            rmp::encode::write_str(buf, DEADLINE_KEY).expect("Vec write");
+            rmp::encode::write_f64(buf, now + limit.as_secs_f64()).expect("Vec write");
         }
-        metadata.extend(
-            self.metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_bytes())),
-        );
+        for (key, value) in self.metadata {
+            rmp::encode::write_str(buf, key).expect("Vec write");
+            buf.extend_from_slice(value.as_bytes());
+        }
         if let Some(token) = self.auth_token {
-            metadata.push((AUTH_TOKEN_KEY, token.as_bytes()));
+            rmp::encode::write_str(buf, AUTH_TOKEN_KEY).expect("Vec write");
+            buf.extend_from_slice(token.as_bytes());
         }
-        writer.map_field("metadata", metadata.into_iter());
         writer.finish()
     }
 }

@@ -243,6 +243,37 @@ impl Summary {
     }
 }
 
+/// The containers a walk is inside: the first few on the stack frame (a call's metadata and
+/// most values nest no deeper), the rest on the heap.
+#[derive(Default)]
+struct OpenStack {
+    near: [(usize, bool); 8],
+    len: usize,
+    far: Vec<(usize, bool)>,
+}
+
+impl OpenStack {
+    fn push(&mut self, entry: (usize, bool)) {
+        match self.near.get_mut(self.len) {
+            Some(slot) => *slot = entry,
+            None => self.far.push(entry),
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<(usize, bool)> {
+        self.len = self.len.checked_sub(1)?;
+        match self.near.get(self.len) {
+            Some(entry) => Some(*entry),
+            None => self.far.pop(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Walks one complete value starting at `*pos` and returns the position just past it.
 ///
 /// `depth` is the nesting level of the value's container (0 for a top-level value). Structure
@@ -261,7 +292,7 @@ pub(crate) fn skip_value(
 ) -> Result<usize, DecodeError> {
     // Per open container: the child values it has left and whether it is a map. A heap stack,
     // never the call stack.
-    let mut open: Vec<(usize, bool)> = Vec::new();
+    let mut open = OpenStack::default();
     let mut remaining = 1usize;
     let mut in_map = false;
     loop {

@@ -75,8 +75,9 @@ impl MessageKind {
 #[derive(Debug, Clone)]
 pub struct RawMessage {
     frame: Bytes,
-    /// `app`, or `None` when absent (Python accepts a message without `app` as v4).
-    pub app: Option<String>,
+    /// Whether `app` is this protocol's, or absent (Python accepts a message without `app`
+    /// as v4).
+    current_protocol: bool,
     /// `id`: the message's own, or that of the call a reply answers.
     pub id: Option<String>,
     /// `type`.
@@ -105,7 +106,7 @@ impl RawMessage {
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<RawMessage, DecodeError> {
         let mut message = RawMessage {
             frame: frame.clone(),
-            app: None,
+            current_protocol: true,
             id: None,
             kind: MessageKind::Unknown,
             function: None,
@@ -180,7 +181,10 @@ impl RawMessage {
             let span = value_start..value_end;
             let text = || text_at(buf, span.clone());
             match key {
-                "app" => message.app = text(),
+                "app" => {
+                    message.current_protocol = rmp::decode::read_str_from_slice(&buf[span])
+                        .is_ok_and(|(app, _)| app == APP_ID)
+                }
                 "id" => message.id = text(),
                 "type" => {
                     message.kind =
@@ -211,7 +215,7 @@ impl RawMessage {
 
     /// True when the message is for this protocol version (a missing `app` counts, as in Python).
     pub fn is_current_protocol(&self) -> bool {
-        self.app.as_deref().is_none_or(|app| app == APP_ID)
+        self.current_protocol
     }
 
     /// The encoded positional arguments of a call; `None` when `args` was absent.
@@ -258,6 +262,12 @@ impl RawMessage {
         }
     }
 
+    /// The encoded value under `key` in the `metadata` map, read from the frame without
+    /// decoding the rest.
+    pub fn metadata_entry(&self, key: &str) -> Option<&[u8]> {
+        map_entry(self.metadata_bytes()?, key)
+    }
+
     /// The raw encoded `metadata` value, for echoing it back unchanged.
     pub fn metadata_bytes(&self) -> Option<&[u8]> {
         self.metadata
@@ -291,6 +301,51 @@ fn walk_entry(
             Ok(None)
         }
         Err(other) => Err(other),
+    }
+}
+
+/// The encoded value under the str key `key` in the already validated msgpack map `map`, found
+/// by skipping over the entries before it.
+pub(crate) fn map_entry<'a>(map: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut pos = 0;
+    if !matches!(map.first()?, 0x80..=0x8f | 0xde | 0xdf) {
+        return None;
+    }
+    let Header::Container { items, .. } = read_header(map, &mut pos).ok()? else {
+        return None;
+    };
+    let limits = Limits::default();
+    let skip =
+        |pos: usize| skip_value(map, pos, 1, &limits, &mut None, &mut Summary::default()).ok();
+    for _ in 0..items {
+        let key_end = skip(pos)?;
+        let value_end = skip(key_end)?;
+        let found = rmp::decode::read_str_from_slice(&map[pos..key_end])
+            .is_ok_and(|(text, rest)| rest.is_empty() && text == key);
+        if found {
+            return Some(&map[key_end..value_end]);
+        }
+        pos = value_end;
+    }
+    None
+}
+
+/// The str encoded in `value`, if it is one.
+pub(crate) fn as_str(value: &[u8]) -> Option<&str> {
+    rmp::decode::read_str_from_slice(value)
+        .ok()
+        .filter(|(_, rest)| rest.is_empty())
+        .map(|(text, _)| text)
+}
+
+/// The number encoded in `value` as f64, if it is a float or an integer.
+pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
+    let mut at = value;
+    match rmpv::decode::read_value_ref(&mut at).ok()? {
+        rmpv::ValueRef::F64(v) => Some(v),
+        rmpv::ValueRef::F32(v) => Some(f64::from(v)),
+        rmpv::ValueRef::Integer(i) => i.as_f64(),
+        _ => None,
     }
 }
 

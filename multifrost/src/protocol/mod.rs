@@ -8,7 +8,7 @@ pub mod contract;
 mod depth_guard;
 mod encode;
 mod limits;
-mod message;
+pub(crate) mod message;
 mod value;
 
 pub use contract::{APP_ID, DEFAULT_NAMESPACE};

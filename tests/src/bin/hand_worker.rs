@@ -164,7 +164,7 @@ impl Worker for HandWorker {
                 }
                 reply(&count)
             }
-            "get_metadata" => reply_value(&Value::Map(call.context.metadata)),
+            "get_metadata" => reply_value(&Value::Map(call.context.metadata_map().to_vec())),
             "panic" => panic!("deliberate panic: {}", call.arg::<String>(0, "message")?),
             "exit" => std::process::exit(call.arg(0, "code")?),
             other => Err(CallError::function_not_found(other)),
