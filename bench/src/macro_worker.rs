@@ -3,7 +3,7 @@
 //! typed client (`handle.call().add(1, 2)`).
 //!
 //! `add` and `echo_bytes` are plain `fn`s, as most workers write them; the macro runs those on
-//! tokio's blocking pool. Their `async` twins run on the runtime itself, so the benchmark can
+//! multifrost's threads for sync methods. Their `async` twins run on the runtime itself, so the benchmark can
 //! tell the cost of the macro path from the cost of that hand-off.
 
 use serde_bytes::ByteBuf;

@@ -105,8 +105,9 @@ use quote::ToTokens;
 ///
 /// - `impl multifrost::Worker for Math`: `list_functions` returns exactly the exposed names;
 ///   `dispatch` decodes each positional argument into its declared type, calls the method and
-///   encodes what it returns. Async methods are awaited; sync methods run on tokio's blocking pool
-///   so heartbeats and other calls keep flowing, and a panic there becomes an error reply.
+///   encodes what it returns. Async methods are awaited; sync methods run on multifrost's threads
+///   for sync methods (a pool that grows only when calls wait behind long ones) so heartbeats
+///   and other calls keep flowing, and a panic there becomes an error reply.
 /// - Argument errors name the method, the argument and what arrived:
 ///   `add: argument 2 (b): expected i64, got str "x"`, `add: expected 2 arguments (a, b), got 3`.
 ///   Trailing `Option<T>` parameters may be left out by the caller. Integer parameters accept a
