@@ -16,14 +16,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A queued call: the method, already bound to its arguments and its reply channel.
+/// A queued call: the method, already bound to its arguments and its reply channel. It must
+/// not panic (`run_blocking` catches the method's panic inside it): a pool thread counts on
+/// returning from it.
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Calls wait this long with no call starting before the pool adds a thread.
-pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(2);
+const STUCK_AFTER: Duration = Duration::from_millis(2);
 
 /// At most this many threads run sync methods at once (tokio's blocking pool default).
-pub(crate) const MAX_THREADS: usize = 512;
+const MAX_THREADS: usize = 512;
 
 /// How long a thread done with a call waits awake for the next before it sleeps.
 const SPIN: Duration = Duration::from_micros(30);

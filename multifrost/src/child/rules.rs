@@ -129,7 +129,7 @@ impl DispatchRules {
 
     /// What to do with one received payload.
     pub fn decide(&self, payload: Bytes) -> Decision {
-        let message = match RawMessage::parse(payload, &self.limits) {
+        let mut message = match RawMessage::parse(payload, &self.limits) {
             Ok(message) => message,
             Err(err) => return Decision::Ignore(Ignored::Malformed(err.to_string())),
         };
@@ -146,7 +146,7 @@ impl DispatchRules {
                 Decision::Ignore(Ignored::UnauthorizedShutdown)
             }
             MessageKind::Shutdown => Decision::Stop,
-            MessageKind::Cancel => match message.id.clone() {
+            MessageKind::Cancel => match message.id.take() {
                 Some(id) if self.authorized(&message) => Decision::Cancel(id),
                 Some(_) => Decision::Ignore(Ignored::UnauthorizedCancel),
                 None => Decision::Ignore(Ignored::NoId),

@@ -87,10 +87,13 @@ impl<W: Worker> Server<W> {
                 backlog: Arc::default(),
             },
         };
+        // Whether calls are polled once before they get a task (see `run_call`).
+        let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
         let result = loop {
             tokio::select! {
                 message = receiver.recv() => match message {
-                    Ok(message) => self.handle_frames(message, &replies),
+                    Ok(message) => self.handle_frames(message, &replies, current_thread),
                     Err(err) => break Err(Error::Transport(format!("receive failed: {err}"))),
                 },
                 _ = self.stop.notified() => break Ok(()),
@@ -221,7 +224,12 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    fn handle_frames(self: &Arc<Self>, frames: zeromq::ZmqMessage, replies: &Replies) {
+    fn handle_frames(
+        self: &Arc<Self>,
+        frames: zeromq::ZmqMessage,
+        replies: &Replies,
+        current_thread: bool,
+    ) {
         let Some((routing_id, payload)) = transport::routed(frames) else {
             tracing::debug!("ignoring a message without routing id and payload");
             return;
@@ -251,7 +259,7 @@ impl<W: Worker> Server<W> {
             }
             Decision::Dispatch(call) => {
                 self.remember_parent(&routing_id);
-                self.run_call(routing_id, call, replies);
+                self.run_call(routing_id, call, replies, current_thread);
             }
             Decision::Cancel(id) => {
                 let cancel = self
@@ -275,7 +283,13 @@ impl<W: Worker> Server<W> {
     /// `running`. Anything else gets a task of its own, which polls it again at once. (On a
     /// multi-thread runtime every call gets its task, so that calls that compute before their
     /// first await still run side by side.)
-    fn run_call(self: &Arc<Self>, routing_id: Bytes, call: IncomingCall, replies: &Replies) {
+    fn run_call(
+        self: &Arc<Self>,
+        routing_id: Bytes,
+        call: IncomingCall,
+        replies: &Replies,
+        current_thread: bool,
+    ) {
         let id = call.context.id.clone();
         let function = call.function.clone();
         let cancelled = call.context.cancel_flag();
@@ -289,8 +303,6 @@ impl<W: Worker> Server<W> {
         let mut dispatch = AssertUnwindSafe(self.worker.clone().dispatch(call))
             .catch_unwind()
             .map(|outcome| outcome.map_err(CaughtPanic::take));
-        let current_thread = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::CurrentThread;
         if current_thread {
             let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
             if let std::task::Poll::Ready(outcome) = dispatch.poll_unpin(&mut context) {

@@ -181,10 +181,7 @@ impl RawMessage {
             let span = value_start..value_end;
             let text = || text_at(buf, span.clone());
             match key {
-                "app" => {
-                    message.current_protocol = rmp::decode::read_str_from_slice(&buf[span])
-                        .is_ok_and(|(app, _)| app == APP_ID)
-                }
+                "app" => message.current_protocol = as_str(&buf[span]) == Some(APP_ID),
                 "id" => message.id = text(),
                 "type" => {
                     message.kind =
@@ -320,9 +317,7 @@ pub(crate) fn map_entry<'a>(map: &'a [u8], key: &str) -> Option<&'a [u8]> {
     for _ in 0..items {
         let key_end = skip(pos)?;
         let value_end = skip(key_end)?;
-        let found = rmp::decode::read_str_from_slice(&map[pos..key_end])
-            .is_ok_and(|(text, rest)| rest.is_empty() && text == key);
-        if found {
+        if as_str(&map[pos..key_end]) == Some(key) {
             return Some(&map[key_end..value_end]);
         }
         pos = value_end;
@@ -360,9 +355,7 @@ fn short_str(bytes: &[u8]) -> Option<&str> {
 }
 
 fn text_at(buf: &[u8], span: Range<usize>) -> Option<String> {
-    rmp::decode::read_str_from_slice(&buf[span])
-        .ok()
-        .map(|(text, _)| text.to_owned())
+    as_str(&buf[span]).map(str::to_owned)
 }
 
 /// The items of the `args` array starting at `start`, each with what its walk found, and the
