@@ -19,6 +19,7 @@ that the parent-* modes pass on to the child):
   comlink_peer.py unregister <id> [--pid P]
   comlink_peer.py parent-suite <executable> [args...]   spawn a child, run the suite
   comlink_peer.py parent-burst <executable> <count>      child prints <count> lines in a call
+  comlink_peer.py parent-bench <json>      the benchmark's Python-parent rows (see bench())
   comlink_peer.py parent-connect-suite <port>           run the suite against a running service
   comlink_peer.py parent-discover-suite <id> [timeout]  discover <id>, then as above
 
@@ -32,6 +33,7 @@ import asyncio
 import collections
 import fcntl
 import json
+import math
 import os
 import queue
 import signal
@@ -1195,6 +1197,97 @@ def burst(executable: str, count: int) -> int:
         parent.close()
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the ")" that ends the command name, field 14 (utime) is index 11.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(sorted_values: List[float], p: float) -> float:
+    """Nearest rank, as the Rust driver computes it."""
+    rank = min(max(math.ceil(p * len(sorted_values)), 1), len(sorted_values))
+    return sorted_values[rank - 1]
+
+
+def bench(config: Dict[str, Any]) -> int:
+    """The benchmark's Python-parent rows (rpc-bench runs this): this parent calls `add` on
+    every child in config["children"] ([[name, argv], ...]), the children interleaved within
+    each of config["rounds"] rounds: config["sequential"] calls one after the other (p50/p99),
+    then config["pipelined"] calls with config["in_flight"] in flight (calls/s, and the CPU
+    time of this process and of the child during them). Prints one JSON object."""
+    rounds, sequential = int(config["rounds"]), int(config["sequential"])
+    pipelined, in_flight = int(config["pipelined"]), int(config["in_flight"])
+    parents: List[tuple] = []
+    try:
+        for name, argv in config["children"]:
+            parents.append((name, Parent.spawn(argv[0], argv[1:], stdio="drain")))
+        samples = {name: {"small": [], "rates": [], "parent_cpu": 0.0, "child_cpu": 0.0,
+                          "calls": 0} for name, _ in parents}
+
+        def one_by_one(parent: Parent, count: int, into: Optional[List[float]]) -> None:
+            for i in range(count):
+                started = time.perf_counter()
+                got = parent.call("add", i, 1, timeout=30.0)
+                elapsed = time.perf_counter() - started
+                if got != i + 1:
+                    raise RuntimeError(f"add({i}, 1) answered {got!r}")
+                if into is not None:
+                    into.append(elapsed)
+
+        def in_parallel(parent: Parent, count: int) -> float:
+            window: "collections.deque[tuple]" = collections.deque()
+            started = time.perf_counter()
+            for i in range(count):
+                if len(window) >= in_flight:
+                    j, pending = window.popleft()
+                    if pending.result(30.0) != j + 1:
+                        raise RuntimeError(f"add({j}, 1) answered wrong")
+                window.append((i, parent.call_async("add", i, 1)))
+            while window:
+                j, pending = window.popleft()
+                if pending.result(30.0) != j + 1:
+                    raise RuntimeError(f"add({j}, 1) answered wrong")
+            return count / (time.perf_counter() - started)
+
+        for _, parent in parents:  # warm-up
+            one_by_one(parent, max(sequential // 5, 50), None)
+            in_parallel(parent, max(pipelined // 5, 100))
+        for _ in range(rounds):
+            for name, parent in parents:
+                one_by_one(parent, sequential, samples[name]["small"])
+            for name, parent in parents:
+                assert parent.process is not None
+                own_before = time.process_time()
+                child_before = _process_cpu_seconds(parent.process.pid)
+                samples[name]["rates"].append(in_parallel(parent, pipelined))
+                samples[name]["parent_cpu"] += time.process_time() - own_before
+                samples[name]["child_cpu"] += (_process_cpu_seconds(parent.process.pid)
+                                               - child_before)
+                samples[name]["calls"] += pipelined
+        rows = {}
+        for name, s in samples.items():
+            small = sorted(s["small"])
+            rates = sorted(s["rates"])
+            rows[name] = {
+                "p50_us": _percentile(small, 0.50) * 1e6,
+                "p99_us": _percentile(small, 0.99) * 1e6,
+                "per_s": rates[len(rates) // 2],
+                "per_s_rounds": s["rates"],
+                "parent_cpu_us": s["parent_cpu"] * 1e6 / s["calls"],
+                "child_cpu_us": s["child_cpu"] * 1e6 / s["calls"],
+            }
+        print(json.dumps({"rows": rows}), flush=True)
+        return 0
+    except Exception as e:
+        print(f"parent-bench: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for _, parent in parents:
+            parent.close()
+
+
 def _suite_with(make_parent: Callable[[], Parent]) -> int:
     try:
         parent = make_parent()
@@ -1234,6 +1327,8 @@ def main(argv: List[str]) -> int:
     mode = argv[0] if argv else None
     if mode == "parent-burst" and len(argv) == 3:
         return burst(argv[1], int(argv[2]))
+    if mode == "parent-bench" and len(argv) == 2:
+        return bench(json.loads(argv[1]))
     if mode in ("parent-suite",):
         # Arguments after the executable go to the child verbatim ("--worker" included).
         if len(argv) < 2:

@@ -17,12 +17,19 @@
 //! Markdown tables with every figure's ratio to the floor and the issue's targets, and writes
 //! the JSON report.
 //!
+//! Then the Python-parent rows: the Python test peer as the parent, calling the macro worker
+//! and the peer's own Python worker in turn (see `python.rs`), with the Python of the
+//! project's virtualenv (`scripts/python-env.sh`, made on first use) unless `--python` names
+//! another; `--no-python` leaves them out.
+//!
 //! ```text
 //! cargo run --release -p multifrost-bench -- [--quick] [--flavour current-thread] [--out PATH]
+//!     [--python PATH | --no-python]
 //! ```
 
 mod contenders;
 mod floor;
+mod python;
 mod results;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +88,15 @@ struct Args {
     /// How long `--profile` runs.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+
+    /// The Python (with pyzmq and msgpack) that runs the Python-parent rows (default: the
+    /// project's virtualenv, made by scripts/python-env.sh).
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+
+    /// Leave out the Python-parent rows.
+    #[arg(long)]
+    no_python: bool,
 
     /// Where to write the JSON report (default: target/bench/rpc.json in the build's target
     /// directory).
@@ -203,11 +219,36 @@ fn run(args: Args) -> Result<()> {
         runtime.shutdown_timeout(Duration::from_secs(2));
         results.push(result);
     }
+    let python_rows = if args.no_python {
+        Err("--no-python".to_string())
+    } else {
+        match python::find_python(args.python.as_deref()) {
+            Ok(python) => {
+                eprintln!("rpc-bench: Python parent rows, with {}", python.display());
+                let runtime = results[0].flavour.runtime()?;
+                let rows = runtime.block_on(python::measure(
+                    &python,
+                    &bin_dir,
+                    results[0].flavour,
+                    plan,
+                ))?;
+                runtime.shutdown_timeout(Duration::from_secs(2));
+                Ok(rows)
+            }
+            Err(err) => {
+                eprintln!("rpc-bench: warning: no Python for the Python-parent rows: {err}");
+                Err(err.to_string())
+            }
+        }
+    };
     let load_after = load_average();
 
     println!();
     for result in &results {
         result.print_markdown();
+    }
+    if let Ok(rows) = &python_rows {
+        rows.print_markdown();
     }
     if let (Some(before), Some(after)) = (load_before, load_after) {
         println!(
@@ -223,6 +264,10 @@ fn run(args: Args) -> Result<()> {
             .collect();
         report["flavours"] = flavours_json.into();
     }
+    report["python_parent"] = match &python_rows {
+        Ok(rows) => rows.to_json(),
+        Err(why) => json!({ "skipped": why }),
+    };
     report["run"] = json!({
         "quick": args.quick,
         "rounds": plan.rounds,
