@@ -6,7 +6,7 @@
 //! multifrost's threads for sync methods. Their `async` twins run on the runtime itself, so the benchmark can
 //! tell the cost of the macro path from the cost of that hand-off.
 
-use serde_bytes::ByteBuf;
+use bytes::Bytes;
 
 /// The benchmark's `#[multifrost::worker]` worker. It holds no state.
 #[derive(Debug, Default)]
@@ -19,8 +19,9 @@ impl BenchMacroWorker {
         a.wrapping_add(b)
     }
 
-    /// Returns its bytes unchanged; msgpack bin both ways.
-    pub fn echo_bytes(&self, data: ByteBuf) -> ByteBuf {
+    /// Returns its bytes unchanged; msgpack bin both ways. `Bytes` is a view into the received
+    /// call, not a copy.
+    pub fn echo_bytes(&self, data: Bytes) -> Bytes {
         data
     }
 
@@ -30,7 +31,7 @@ impl BenchMacroWorker {
     }
 
     /// `echo_bytes`, as an `async fn`.
-    pub async fn echo_bytes_async(&self, data: ByteBuf) -> ByteBuf {
+    pub async fn echo_bytes_async(&self, data: Bytes) -> Bytes {
         data
     }
 }

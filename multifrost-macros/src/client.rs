@@ -193,19 +193,12 @@ fn client_method(worker: &Worker, method: &Method, is_async: bool) -> TokenStrea
     } else {
         quote!(#krate::Result<#returned>)
     };
-    // Byte strings come back as msgpack bin, read through `BinReturn`.
+    // Byte strings come back as msgpack bin, read by `call_bin` (no copy for `Bytes`); the
+    // bound on its result is spanned at the type, like a type that is not `Deserialize`.
     let call = match &method.output {
         Output::Value(ty) | Output::Result { ok: ty, .. } if is_bin(ty) => {
-            let bin = quote_spanned!(ty.span()=> #krate::__private::BinReturn<#returned>);
-            let call = quote!(self.caller.call::<#bin>(#wire_name, #arguments(#(#args),*)));
-            if is_async {
-                quote!({
-                    let call = #call;
-                    async move { call.await.map(|bin| bin.0) }
-                })
-            } else {
-                quote!(#call.map(|bin| bin.0))
-            }
+            let call_bin = quote_spanned!(ty.span()=> call_bin::<#returned>);
+            quote!(self.caller.#call_bin(#wire_name, #arguments(#(#args),*)))
         }
         _ => quote!(self.caller.call(#wire_name, #arguments(#(#args),*))),
     };

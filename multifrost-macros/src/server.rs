@@ -169,7 +169,7 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
 fn encode_return(krate: &syn::Path, wire_name: &str, ty: &syn::Type) -> (Ident, TokenStream) {
     let value = Ident::new("__multifrost_value", ty.span());
     let encode = if is_bin(ty) {
-        quote_spanned!(ty.span()=> #krate::__private::encode_bin_return(#wire_name, &#value))
+        quote_spanned!(ty.span()=> #krate::__private::encode_bin_return(#wire_name, #value))
     } else {
         quote_spanned!(ty.span()=> #krate::__private::encode_return(#wire_name, &#value))
     };

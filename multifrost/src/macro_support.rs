@@ -243,11 +243,9 @@ pub fn encode_return<T: Serialize + ?Sized>(
         .map_err(|error| CallError::new(format!("{function}: cannot encode the result: {error}")))
 }
 
-/// Encodes what a method returned as a byte string: msgpack bin (nil for `None`).
-pub fn encode_bin_return<T: BinValue>(
-    function: &str,
-    value: &T,
-) -> Result<EncodedValue, CallError> {
+/// Encodes what a method returned as a byte string: msgpack bin (nil for `None`), without
+/// copying a large one.
+pub fn encode_bin_return<T: BinValue>(function: &str, value: T) -> Result<EncodedValue, CallError> {
     encode_bin(value)
         .map_err(|error| CallError::new(format!("{function}: cannot encode the result: {error}")))
 }
@@ -270,11 +268,23 @@ pub trait BinValue: Sized {
     /// The bytes to send; `None` sends nil.
     fn bin_bytes(&self) -> Option<&[u8]>;
 
+    /// The bytes to send, owned; `None` sends nil. No copy for `Vec<u8>`, `Box<[u8]>` and
+    /// `bytes::Bytes`.
+    fn into_bin(self) -> Option<bytes::Bytes> {
+        self.bin_bytes().map(bytes::Bytes::copy_from_slice)
+    }
+
     /// From the bytes of a received bin.
     fn from_bin(bytes: &[u8]) -> Result<Self, String>;
 
     /// From bytes already collected (an array of integers): no copy for a `Vec<u8>`.
     fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
+        Self::from_bin(&bytes)
+    }
+
+    /// From a received bin, as a view into the message it arrived in: no copy for
+    /// `bytes::Bytes` (which then keeps that message's buffer alive while it lives).
+    fn from_shared(bytes: bytes::Bytes) -> Result<Self, String> {
         Self::from_bin(&bytes)
     }
 
@@ -294,6 +304,9 @@ impl BinValue for Vec<u8> {
     fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
         Ok(bytes)
     }
+    fn into_bin(self) -> Option<bytes::Bytes> {
+        Some(self.into())
+    }
 }
 
 impl BinValue for Box<[u8]> {
@@ -306,6 +319,9 @@ impl BinValue for Box<[u8]> {
     fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
         Ok(bytes.into_boxed_slice())
     }
+    fn into_bin(self) -> Option<bytes::Bytes> {
+        Some(self.into())
+    }
 }
 
 impl BinValue for bytes::Bytes {
@@ -317,6 +333,12 @@ impl BinValue for bytes::Bytes {
     }
     fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
         Ok(bytes.into())
+    }
+    fn from_shared(bytes: bytes::Bytes) -> Result<Self, String> {
+        Ok(bytes)
+    }
+    fn into_bin(self) -> Option<bytes::Bytes> {
+        Some(self)
     }
 }
 
@@ -341,24 +363,29 @@ impl<T: BinValue> BinValue for Option<T> {
     fn from_vec(bytes: Vec<u8>) -> Result<Self, String> {
         T::from_vec(bytes).map(Some)
     }
+    fn from_shared(bytes: bytes::Bytes) -> Result<Self, String> {
+        T::from_shared(bytes).map(Some)
+    }
+    fn into_bin(self) -> Option<bytes::Bytes> {
+        self.and_then(T::into_bin)
+    }
     fn from_nil() -> Option<Self> {
         Some(None)
     }
 }
 
-/// Encodes a byte string as msgpack bin straight from its slice (nil for `None`).
-pub fn encode_bin<T: BinValue>(value: &T) -> Result<EncodedValue, String> {
-    let Some(bytes) = value.bin_bytes() else {
-        return Ok(EncodedValue::nil());
-    };
-    let mut buf = Vec::with_capacity(bytes.len() + 5);
-    rmp::encode::write_bin(&mut buf, bytes)
-        .map_err(|_| format!("{} bytes do not fit in a msgpack bin", bytes.len()))?;
-    Ok(EncodedValue::from_bin(buf.into(), bytes.len()))
+/// Encodes a byte string as msgpack bin (nil for `None`); a large one is sent from where it
+/// is, not copied (see `EncodedValue::bin`).
+pub fn encode_bin<T: BinValue>(value: T) -> Result<EncodedValue, String> {
+    match value.into_bin() {
+        Some(bytes) => EncodedValue::bin(bytes),
+        None => Ok(EncodedValue::nil()),
+    }
 }
 
-/// Decodes a byte string: from a bin, copied once straight from the received message; or, for
-/// lenient callers, from an array of integers in 0..=255; nil only into an `Option`.
+/// Decodes a byte string: from a bin, copied once straight from the received message (or, for
+/// `bytes::Bytes`, not copied: a view into it); or, for lenient callers, from an array of
+/// integers in 0..=255; nil only into an `Option`.
 pub fn decode_bin<T: BinValue>(value: &EncodedValue) -> Result<T, ValueError> {
     let encoded = value.as_bytes();
     let mut reader = encoded;
@@ -371,10 +398,11 @@ pub fn decode_bin<T: BinValue>(value: &EncodedValue) -> Result<T, ValueError> {
         Some(0xc4..=0xc6) => {
             let len = rmp::decode::read_bin_len(&mut reader)
                 .map_err(|error| mismatch(error.to_string()))? as usize;
-            let bytes = reader
-                .get(..len)
-                .ok_or_else(|| mismatch("truncated bin".to_owned()))?;
-            T::from_bin(bytes).map_err(|detail| ValueError {
+            let start = encoded.len() - reader.len();
+            if reader.len() < len {
+                return Err(mismatch("truncated bin".to_owned()));
+            }
+            T::from_shared(value.shared_slice(start..start + len)).map_err(|detail| ValueError {
                 expected: detail,
                 ..mismatch(String::new())
             })
@@ -405,54 +433,6 @@ impl<T: BinValue> Serialize for BinArg<'_, T> {
             Some(bytes) => serializer.serialize_bytes(bytes),
             None => serializer.serialize_none(),
         }
-    }
-}
-
-/// A byte-string result as a typed client decodes it: from bin, or from an array of integers
-/// (a worker in another language may send one); take the value with `.0`.
-pub struct BinReturn<T>(pub T);
-
-impl<'de, T: BinValue> serde::Deserialize<'de> for BinReturn<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(BinVisitor(std::marker::PhantomData))
-    }
-}
-
-struct BinVisitor<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: BinValue> serde::de::Visitor<'de> for BinVisitor<T> {
-    type Value = BinReturn<T>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a byte string (bin)")
-    }
-
-    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-        T::from_bin(bytes).map(BinReturn).map_err(E::custom)
-    }
-
-    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
-        T::from_vec(bytes).map(BinReturn).map_err(E::custom)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
-        while let Some(byte) = seq.next_element::<u8>()? {
-            bytes.push(byte);
-        }
-        T::from_vec(bytes)
-            .map(BinReturn)
-            .map_err(serde::de::Error::custom)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        T::from_nil()
-            .map(BinReturn)
-            .ok_or_else(|| E::invalid_type(serde::de::Unexpected::Unit, &self))
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
     }
 }
 

@@ -595,6 +595,11 @@ impl Blobs {
         data.slice(1..)
     }
 
+    /// Where its argument's bytes are, to tell a view into the call from a copy.
+    pub fn address(&self, data: bytes::Bytes) -> u64 {
+        data.as_ptr() as u64
+    }
+
     pub fn digest(&self, data: [u8; 4]) -> [u8; 2] {
         [data[0] ^ data[2], data[1] ^ data[3]]
     }
@@ -706,17 +711,28 @@ async fn a_large_byte_string_crosses_whole() {
     assert_eq!(reversed, data);
 }
 
+#[tokio::test]
+async fn a_bytes_parameter_is_a_view_into_the_call_not_a_copy() {
+    let data = bin(&[7; 1000]);
+    // The content starts after the bin16 header (3 bytes for 256 to 65,535 bytes).
+    let content = data.as_bytes()[3..].as_ptr() as u64;
+    let got = blobs("address", vec![data.clone()]).await.unwrap();
+    assert_eq!(got.decode::<u64>().unwrap(), content);
+}
+
 #[test]
 fn the_client_helpers_send_bin_and_read_bin_or_integers() {
-    use multifrost::__private::{BinArg, BinReturn};
+    use multifrost::__private::{decode_bin, BinArg};
     let sent = value(BinArg(&vec![1u8, 2]));
     assert_eq!(sent.to_value(), multifrost::Value::Binary(vec![1, 2]));
     assert!(value(BinArg(&None::<Vec<u8>>)).is_nil());
-    let from_bin: BinReturn<[u8; 2]> = bin(&[1, 2]).decode().unwrap();
-    assert_eq!(from_bin.0, [1, 2]);
-    let from_ints: BinReturn<bytes::Bytes> = value([1, 2]).decode().unwrap();
-    assert_eq!(&from_ints.0[..], [1, 2]);
-    let from_nil: BinReturn<Option<Box<[u8]>>> = EncodedValue::nil().decode().unwrap();
-    assert!(from_nil.0.is_none());
-    assert!(EncodedValue::nil().decode::<BinReturn<Vec<u8>>>().is_err());
+    assert_eq!(decode_bin::<[u8; 2]>(&bin(&[1, 2])).unwrap(), [1, 2]);
+    assert_eq!(
+        &decode_bin::<bytes::Bytes>(&value([1, 2])).unwrap()[..],
+        [1, 2]
+    );
+    assert!(decode_bin::<Option<Box<[u8]>>>(&EncodedValue::nil())
+        .unwrap()
+        .is_none());
+    assert!(decode_bin::<Vec<u8>>(&EncodedValue::nil()).is_err());
 }

@@ -160,6 +160,12 @@ try:
     assert type(got) is bytes and got == b"\x00\x01\xff", repr(got)
     print("ok echo_bytes: bytes")
 
+    # A large result goes out as its bin header and its bytes, written apart: one bin here.
+    big = bytes(range(256)) * 4096
+    got = parent.call("echo_bytes", big, namespace="tools", timeout=30.0)
+    assert type(got) is bytes and got == big, f"{type(got)} of {len(got)} bytes"
+    print("ok echo_bytes: 1 MiB whole")
+
     reply = parent.call_async("withdraw", 500, namespace="tools").wait()
     assert reply["type"] == "error", reply
     assert reply["error"] == "insufficient funds: 100 available, 500 requested", reply
@@ -199,5 +205,5 @@ async fn a_python_parent_gets_bytes_as_bytes_and_errors_as_their_text() {
         "the Python parent's checks failed:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(report.matches("ok ").count(), 4, "{report}");
+    assert_eq!(report.matches("ok ").count(), 5, "{report}");
 }

@@ -416,21 +416,13 @@ impl Contender {
             ),
             Client::MacroTyped(handle) => time_each!(
                 count,
-                handle
-                    .call()
-                    .echo_bytes(ByteBuf::from(data.to_vec()))
-                    .await?
-                    .len(),
+                handle.call().echo_bytes(data.clone()).await?.len(),
                 is_mib,
                 ECHO_WRONG
             ),
             Client::MacroTypedAsync(handle) => time_each!(
                 count,
-                handle
-                    .call()
-                    .echo_bytes_async(ByteBuf::from(data.to_vec()))
-                    .await?
-                    .len(),
+                handle.call().echo_bytes_async(data.clone()).await?.len(),
                 is_mib,
                 ECHO_WRONG
             ),

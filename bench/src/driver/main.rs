@@ -85,6 +85,10 @@ struct Args {
     #[arg(long, value_name = "ROW")]
     profile: Option<String>,
 
+    /// With `--profile`: repeat the 1 MiB echo instead of the throughput measurement.
+    #[arg(long, requires = "profile")]
+    mib: bool,
+
     /// How long `--profile` runs.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
@@ -186,6 +190,7 @@ fn run(args: Args) -> Result<()> {
             flavour,
             &bin_dir,
             Duration::from_secs_f64(args.seconds),
+            args.mib,
         ))?;
         runtime.shutdown_timeout(Duration::from_secs(2));
         return Ok(());
@@ -428,7 +433,13 @@ async fn measure_flavour(
 
 /// `--profile`: one contender's throughput measurement, repeated until `seconds` have passed,
 /// then its rate and CPU per call (and allocations per call, when counted).
-async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) -> Result<()> {
+async fn profile(
+    id: Id,
+    flavour: Flavour,
+    bin_dir: &Path,
+    seconds: Duration,
+    mib: bool,
+) -> Result<()> {
     let alloc_dir = AllocationDir::create()?;
     let alloc_dir = alloc_dir.as_ref().map(|dir| dir.0.as_path());
     let env: ChildEnv = alloc_env(alloc_dir);
@@ -447,6 +458,37 @@ async fn profile(id: Id, flavour: Flavour, bin_dir: &Path, seconds: Duration) ->
     );
     let mut samples = Samples::default();
     let started = Instant::now();
+    if mib {
+        let payload = Bytes::from(vec![0xa5u8; MIB]);
+        let server_before = cpu::of_process(contender.server_pid)?;
+        let driver_before = cpu::own();
+        while started.elapsed() < seconds {
+            let echoes = contender
+                .mib(&payload, 20)
+                .await?
+                .ok_or("this row has no 1 MiB echo")?;
+            samples.mib.extend(echoes);
+        }
+        let count = samples.mib.len() as f64;
+        let driver = cpu::own().saturating_sub(driver_before).as_secs_f64() * 1e6 / count;
+        let server = cpu::of_process(contender.server_pid)?
+            .saturating_sub(server_before)
+            .as_secs_f64()
+            * 1e6
+            / count;
+        let figures = samples.figures(id);
+        println!(
+            "{}: 1 MiB echo p50 {:.3} ms, p99 {:.3} ms over {count} echoes; CPU per echo \
+             {:.0} µs here + {:.0} µs in the server",
+            id.label(),
+            figures.mib_p50_ms,
+            figures.mib_p99_ms,
+            driver,
+            server
+        );
+        lineup.stop().await;
+        return Ok(());
+    }
     while started.elapsed() < seconds {
         measure_pipelined(contender, 50_000, &mut samples, alloc_dir).await?;
     }

@@ -300,7 +300,7 @@ pub fn check_reply(
         .check_sendable(1, &limits, wide_integers)
         .map_err(|err| CallError::new(format!("{function}: cannot send the result: {err}")))?;
     // The reply's own keys and ids take a few hundred bytes.
-    let size = result.as_bytes().len() + 256;
+    let size = result.encoded_len() + 256;
     if size > limits.max_message_len {
         return Err(CallError::new(format!(
             "{function}: cannot send the result: a reply of about {size} bytes exceeds the \

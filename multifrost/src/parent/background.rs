@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::options::{decode_result, encode_args, CallOptions};
+use super::options::{encode_args, CallOptions};
 use super::supervisor::Supervisor;
 use crate::error::{Error, Result};
+use crate::protocol::EncodedValue;
 
 /// The background runtime shared by every blocking handle; its thread lives as long as the
 /// process, so children spawned from it keep their parent-death signal armed.
@@ -52,15 +52,16 @@ pub(crate) fn call_blocking<R>(
     function: &str,
     args: impl Serialize,
     options: &CallOptions,
+    decode: fn(&str, EncodedValue) -> Result<R>,
 ) -> Result<R>
 where
-    R: DeserializeOwned + Send + 'static,
+    R: Send + 'static,
 {
     let args = encode_args(function, args)?;
     let function = function.to_owned();
     let options = options.clone();
     block_on(async move {
         let result = supervisor.call(&function, &args, &options).await?;
-        decode_result(&function, result)
+        decode(&function, result)
     })
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::background::{block_on, call_blocking};
 use super::client::{BlockingCaller, Dynamic, Service};
 use super::handle::Handle;
-use super::options::CallOptions;
+use super::options::{decode_result, CallOptions};
 use crate::error::{ExitStatus, Result};
 
 /// A handle whose methods block the calling thread. See [`Handle`] for each method's meaning.
@@ -63,7 +63,13 @@ impl<S: ?Sized + 'static> BlockingHandle<S> {
     where
         R: DeserializeOwned + Send + 'static,
     {
-        call_blocking(self.handle.supervisor().clone(), function, args, options)
+        call_blocking(
+            self.handle.supervisor().clone(),
+            function,
+            args,
+            options,
+            decode_result::<R>,
+        )
     }
 
     /// Sends a heartbeat; see [`Handle::heartbeat`].

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::background::call_blocking;
-use super::options::{decode_result, encode_args, CallOptions};
+use super::options::{decode_bin_result, decode_result, encode_args, CallOptions};
 use super::supervisor::Supervisor;
 use crate::error::Result;
+use crate::macro_support::BinValue;
 use crate::protocol::EncodedValue;
 
 /// The type parameter of a handle without a typed client: only
@@ -75,6 +76,28 @@ impl Caller {
             self.options.clone(),
             function,
             encode_args(function, args),
+            decode_result::<R>,
+        )
+    }
+
+    /// Like [`call`](Self::call), for a method that returns a byte string, which is decoded
+    /// without a copy where its type allows (`bytes::Bytes`). The typed clients call it; not
+    /// a public API.
+    #[doc(hidden)]
+    pub fn call_bin<R>(
+        &self,
+        function: &'static str,
+        args: impl Serialize,
+    ) -> impl Future<Output = Result<R>> + Send + 'static
+    where
+        R: BinValue + Send + 'static,
+    {
+        owned_call(
+            self.supervisor.clone(),
+            self.options.clone(),
+            function,
+            encode_args(function, args),
+            decode_bin_result::<R>,
         )
     }
 
@@ -98,12 +121,10 @@ async fn owned_call<R>(
     options: Arc<CallOptions>,
     function: &'static str,
     args: Result<EncodedValue>,
-) -> Result<R>
-where
-    R: DeserializeOwned + 'static,
-{
+    decode: fn(&str, EncodedValue) -> Result<R>,
+) -> Result<R> {
     let result = supervisor.call(function, &args?, &options).await?;
-    decode_result(function, result)
+    decode(function, result)
 }
 
 /// What a generated blocking client calls through: the worker and the options for its calls.
@@ -126,7 +147,29 @@ impl BlockingCaller {
     where
         R: DeserializeOwned + Send + 'static,
     {
-        call_blocking(self.supervisor.clone(), function, args, &self.options)
+        call_blocking(
+            self.supervisor.clone(),
+            function,
+            args,
+            &self.options,
+            decode_result::<R>,
+        )
+    }
+
+    /// Like [`call`](Self::call), for a method that returns a byte string (see
+    /// [`Caller::call_bin`]). Not a public API.
+    #[doc(hidden)]
+    pub fn call_bin<R>(&self, function: &str, args: impl Serialize) -> Result<R>
+    where
+        R: BinValue + Send + 'static,
+    {
+        call_blocking(
+            self.supervisor.clone(),
+            function,
+            args,
+            &self.options,
+            decode_bin_result::<R>,
+        )
     }
 
     /// The options of the calls made through this caller.

@@ -193,7 +193,7 @@ impl Connection {
         check_call(function, args, options)?;
         let slot = self
             .budget
-            .acquire(args.as_bytes().len(), deadline)
+            .acquire(args.encoded_len(), deadline)
             .await
             .map_err(|no_slot| match no_slot {
                 NoSlot::Closed => Error::Disconnected {

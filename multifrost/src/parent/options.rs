@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::macro_support::{decode_bin, BinValue};
 use crate::protocol::contract::CORRELATION_ID_KEY;
 use crate::protocol::{EncodeError, EncodedValue, Limits};
 
@@ -132,12 +133,12 @@ pub(crate) fn check_call(function: &str, args: &EncodedValue, options: &CallOpti
     if let Some((key, err)) = &options.metadata_error {
         return Err(encode_error(function, format!("metadata '{key}': {err}")));
     }
-    let mut size = CALL_OVERHEAD + args.as_bytes().len();
+    let mut size = CALL_OVERHEAD + args.encoded_len();
     for (key, value) in &options.metadata {
         value
             .check_sendable(2, &limits, options.wide_integers)
             .map_err(|err| encode_error(function, format!("metadata '{key}': {err}")))?;
-        size += key.len() + value.as_bytes().len();
+        size += key.len() + value.encoded_len();
     }
     let texts = [
         ("the function name", Some(function)),
@@ -184,6 +185,14 @@ pub(crate) fn check_call(function: &str, args: &EncodedValue, options: &CallOpti
 }
 
 /// Decodes a call's result into the caller's type.
+/// Decodes a byte-string result (see `macro_support::decode_bin`).
+pub(crate) fn decode_bin_result<R: BinValue>(function: &str, result: EncodedValue) -> Result<R> {
+    decode_bin(&result).map_err(|source| Error::Decode {
+        function: function.to_owned(),
+        source,
+    })
+}
+
 pub(crate) fn decode_result<R: DeserializeOwned>(
     function: &str,
     result: EncodedValue,

@@ -69,6 +69,15 @@ impl MessageWriter {
         self
     }
 
+    /// Adds a field holding an encoded value, written from the pieces it is kept in.
+    pub fn value_field(&mut self, key: &str, value: &EncodedValue) -> &mut Self {
+        self.key(key);
+        for piece in value.pieces() {
+            self.buf.extend_from_slice(piece);
+        }
+        self
+    }
+
     /// Adds an array field from already-encoded items.
     pub fn array_field<'a>(
         &mut self,
@@ -106,8 +115,8 @@ impl MessageWriter {
 
 /// Encodes a `response` carrying an already-encoded result.
 pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
-    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, result.as_bytes().len());
-    writer.raw_field("result", result.as_bytes());
+    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, result.encoded_len());
+    writer.value_field("result", result);
     writer.finish()
 }
 
@@ -121,12 +130,12 @@ pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
 /// (`error_data`, an extension that v4 peers ignore).
 pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>) -> Vec<u8> {
     let error = quote(error, MAX_ERROR_TEXT);
-    let data_len = data.map_or(0, |data| data.as_bytes().len());
+    let data_len = data.map_or(0, EncodedValue::encoded_len);
     let extra = 1 + u32::from(data.is_some());
     let mut writer = MessageWriter::new(MessageKind::Error, id, extra, error.len() + data_len);
     writer.str_field("error", &error);
     if let Some(data) = data {
-        writer.raw_field(ERROR_DATA_KEY, data.as_bytes());
+        writer.value_field(ERROR_DATA_KEY, data);
     }
     writer.finish()
 }
@@ -216,9 +225,9 @@ impl OutgoingCall<'_> {
         let metadata_len: usize = self
             .metadata
             .iter()
-            .map(|(k, v)| k.len() + v.as_bytes().len() + 5)
+            .map(|(k, v)| k.len() + v.encoded_len() + 5)
             .sum::<usize>()
-            + self.auth_token.map_or(0, |t| t.as_bytes().len() + 16);
+            + self.auth_token.map_or(0, |t| t.encoded_len() + 16);
         let capacity = args.len()
             + self.function.len()
             + self.namespace.len()

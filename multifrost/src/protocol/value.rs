@@ -22,14 +22,29 @@ use super::limits::{skip_value, DecodeError, Limits, Summary};
 /// (PROTOCOL.md section 3) looks at, so sending checks a value without walking it again.
 #[derive(Clone)]
 pub struct EncodedValue {
+    /// The encoding; for a bin built around bytes it did not copy, only its header.
     bytes: Bytes,
     summary: Summary,
+    /// That bin's content (see [`EncodedValue::from_bin_parts`]).
+    tail: Option<Box<BinTail>>,
 }
+
+/// The content of a large bin, kept apart from its header so that building the value copies
+/// nothing; a message that carries it writes both parts, and [`EncodedValue::as_bytes`] joins
+/// them (once) only when someone asks for the whole.
+#[derive(Clone)]
+struct BinTail {
+    body: Bytes,
+    joined: std::sync::OnceLock<Bytes>,
+}
+
+/// A bin at least this large is built around its bytes rather than copied.
+const SHARED_BIN_MIN: usize = 16 * 1024;
 
 impl PartialEq for EncodedValue {
     fn eq(&self, other: &Self) -> bool {
         // The summary is a function of the bytes.
-        self.bytes == other.bytes
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -86,15 +101,9 @@ impl EncodedValue {
                 at: ValuePath::default(),
                 limit,
             })?;
-            EncodedValue {
-                bytes: Bytes::from(buf),
-                summary,
-            }
+            EncodedValue::from_validated(Bytes::from(buf), summary)
         } else {
-            EncodedValue {
-                bytes: Bytes::from(buf),
-                summary,
-            }
+            EncodedValue::from_validated(Bytes::from(buf), summary)
         };
         if value.bytes.len() > limits.max_message_len {
             return Err(EncodeError::Limit {
@@ -110,41 +119,92 @@ impl EncodedValue {
 
     /// The encoded nil.
     pub fn nil() -> EncodedValue {
-        EncodedValue {
-            bytes: Bytes::from_static(&[0xc0]),
-            summary: Summary::default(),
-        }
+        EncodedValue::from_validated(Bytes::from_static(&[0xc0]), Summary::default())
     }
 
     /// Wraps bytes that hold exactly one msgpack value that was already validated, with what
     /// that validation found.
     pub(crate) fn from_validated(bytes: Bytes, summary: Summary) -> EncodedValue {
-        EncodedValue { bytes, summary }
+        EncodedValue {
+            bytes,
+            summary,
+            tail: None,
+        }
     }
 
-    /// Wraps `bytes`, which hold one msgpack bin of `len` bytes that the caller just wrote.
-    pub(crate) fn from_bin(bytes: Bytes, len: usize) -> EncodedValue {
+    /// A msgpack bin holding `body`: a large one is built around it (no copy), a small one
+    /// copied after its header. Fails when no bin can be that long.
+    pub(crate) fn bin(body: Bytes) -> Result<EncodedValue, String> {
+        let len = body.len();
+        let too_long = || format!("{len} bytes do not fit in a msgpack bin");
         let summary = Summary {
             str_bin_len: len.min(u32::MAX as usize) as u32,
             ..Summary::default()
         };
-        EncodedValue { bytes, summary }
+        let mut header = Vec::with_capacity(if len < SHARED_BIN_MIN { len + 5 } else { 5 });
+        rmp::encode::write_bin_len(&mut header, u32::try_from(len).map_err(|_| too_long())?)
+            .map_err(|_| too_long())?;
+        if len < SHARED_BIN_MIN {
+            header.extend_from_slice(&body);
+            return Ok(EncodedValue::from_validated(header.into(), summary));
+        }
+        Ok(EncodedValue {
+            bytes: header.into(),
+            summary,
+            tail: Some(Box::new(BinTail {
+                body,
+                joined: std::sync::OnceLock::new(),
+            })),
+        })
     }
 
     /// Validates untrusted bytes as exactly one msgpack value within `limits`.
     pub fn from_bytes(bytes: Bytes, limits: &Limits) -> Result<EncodedValue, DecodeError> {
         let summary = scan(&bytes, limits)?;
-        Ok(EncodedValue { bytes, summary })
+        Ok(EncodedValue::from_validated(bytes, summary))
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        self.whole()
+    }
+
+    /// The encoding in one buffer (for a value built around a large bin, joined on first use).
+    fn whole(&self) -> &Bytes {
+        match &self.tail {
+            None => &self.bytes,
+            Some(tail) => tail.joined.get_or_init(|| {
+                let mut joined = Vec::with_capacity(self.bytes.len() + tail.body.len());
+                joined.extend_from_slice(&self.bytes);
+                joined.extend_from_slice(&tail.body);
+                joined.into()
+            }),
+        }
+    }
+
+    /// The encoding as the one or two pieces it is kept in, to be written one after the other
+    /// (see [`EncodedValue::bin`]); no copy, unlike [`as_bytes`](Self::as_bytes) for such a
+    /// value.
+    pub(crate) fn pieces(&self) -> [&[u8]; 2] {
+        match &self.tail {
+            None => [&self.bytes, &[]],
+            Some(tail) => [&self.bytes, &tail.body],
+        }
+    }
+
+    /// The length of the encoding.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.bytes.len() + self.tail.as_ref().map_or(0, |tail| tail.body.len())
+    }
+
+    /// A view of `range` of the encoded bytes, sharing their buffer (no copy).
+    pub(crate) fn shared_slice(&self, range: std::ops::Range<usize>) -> Bytes {
+        self.whole().slice(range)
     }
 
     /// Whether the value is nil.
     pub fn is_nil(&self) -> bool {
-        self.bytes[..] == [0xc0]
+        self.tail.is_none() && self.bytes[..] == [0xc0]
     }
 
     /// What the validation of these bytes found.
@@ -165,14 +225,14 @@ impl EncodedValue {
     ) -> Result<(), EncodeError> {
         let summary = &self.summary;
         if let Err(limit) = summary.check(limits, level) {
-            let at = locate_limit(&self.bytes, &limit, level, limits);
+            let at = locate_limit(self.as_bytes(), &limit, level, limits);
             return Err(EncodeError::Limit { at, limit });
         }
         if summary.non_string_key {
-            return Err(locate_non_string_key(&self.bytes));
+            return Err(locate_non_string_key(self.as_bytes()));
         }
         if summary.wide_integer && !wide_integers {
-            return Err(locate_wide_integer(&self.bytes));
+            return Err(locate_wide_integer(self.as_bytes()));
         }
         Ok(())
     }
@@ -183,7 +243,7 @@ impl EncodedValue {
     /// way): when the strict decode fails, such floats are read as integers and the decode is
     /// retried, so `i64` parameters accept `3.0` while `f64` ones still accept `3`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        match rmp_serde::from_slice::<T>(&self.bytes) {
+        match rmp_serde::from_slice::<T>(self.as_bytes()) {
             Ok(value) => Ok(value),
             Err(strict) => {
                 let value = self.to_value();
@@ -206,7 +266,7 @@ impl EncodedValue {
 
     /// Decodes into a dynamic value.
     pub fn to_value(&self) -> Value {
-        decode_value(&self.bytes).unwrap_or(Value::Nil)
+        decode_value(self.as_bytes()).unwrap_or(Value::Nil)
     }
 }
 
@@ -611,6 +671,42 @@ mod tests {
     struct Point {
         x: i64,
         y: f64,
+    }
+
+    #[test]
+    fn a_large_bin_is_kept_apart_from_its_header_and_reads_as_one_value() {
+        let body: Vec<u8> = (0..100_000).map(|i| (i % 251) as u8).collect();
+        let mut expected = Vec::new();
+        rmp::encode::write_bin(&mut expected, &body).unwrap();
+
+        let shared = Bytes::from(body.clone());
+        let at = shared.as_ptr();
+        let value = EncodedValue::bin(shared).unwrap();
+        let [header, tail] = value.pieces();
+        assert_eq!(header, &expected[..5], "bin32 header only");
+        assert_eq!(tail.as_ptr(), at, "the body is not copied");
+        assert_eq!(tail, &body[..]);
+        assert_eq!(value.encoded_len(), expected.len());
+        assert_eq!(value.as_bytes(), &expected[..]);
+        assert_eq!(
+            value.decode::<serde_bytes::ByteBuf>().unwrap().as_ref(),
+            &body[..]
+        );
+        assert!(!value.is_nil());
+        let contiguous = EncodedValue::from_bytes(expected.clone().into(), &Limits::default());
+        assert!(contiguous.unwrap() == value);
+        assert!(value.check_sendable(1, &Limits::default(), false).is_ok());
+    }
+
+    #[test]
+    fn a_small_bin_is_one_piece() {
+        let value = EncodedValue::bin(Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(value.pieces(), [&[0xc4, 3, b'a', b'b', b'c'][..], &[]]);
+        assert_eq!(value.encoded_len(), 5);
+        assert_eq!(
+            EncodedValue::bin(Bytes::new()).unwrap().as_bytes(),
+            [0xc4, 0]
+        );
     }
 
     #[test]
