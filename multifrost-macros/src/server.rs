@@ -1,8 +1,9 @@
 //! The child side: `impl Worker for Math`, a dispatch table from wire name to method.
 //!
-//! Each arm decodes the positional arguments with `__private::Args`, runs the method (a sync
-//! one on the blocking pool, so heartbeats and other calls keep flowing) and encodes what it
-//! returned; the logic lives in `multifrost::__private`, the expansion only wires it up. Byte
+//! Each arm decodes the positional arguments with `__private::Args`, runs the method and
+//! encodes what it returned; a sync method's arm is the body of a job (`dispatch_blocking`)
+//! that runs on the threads kept for sync methods, so heartbeats and other calls keep flowing.
+//! The logic lives in `multifrost::__private`, the expansion only wires it up. Byte
 //! strings (`syntax::is_bin`: `Vec<u8>`, `bytes::Bytes`...) are decoded and encoded as msgpack
 //! bin, through the `_bin` twins of those helpers.
 
@@ -31,8 +32,66 @@ pub fn expand(worker: &Worker) -> TokenStream {
         }
     });
     let wire_names = methods.iter().map(|method| &method.wire_name);
-    let arms = methods.iter().map(|method| dispatch_arm(worker, method));
+    let arms = methods
+        .iter()
+        .filter(|method| method.is_async)
+        .map(|method| dispatch_arm(worker, method));
+    let sync_methods: Vec<&Method> = methods.iter().filter(|method| !method.is_async).collect();
     let describe = describe::expand(worker);
+    // Sync methods are decoded, run and encoded by one job (`dispatch_blocking`), which the
+    // runtime runs on its threads for sync methods; `dispatch` runs the same job there too, so
+    // each method's code is generated once (and a type error in it reported once).
+    let (blocking, blocking_first) = if sync_methods.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        let names = sync_methods.iter().map(|method| &method.wire_name);
+        let sync_arms = sync_methods
+            .iter()
+            .map(|method| dispatch_arm(worker, method));
+        let blocking = quote! {
+            #[allow(clippy::result_large_err)]
+            fn dispatch_blocking(
+                self: ::std::sync::Arc<Self>,
+                __multifrost_call: #krate::IncomingCall,
+            ) -> ::core::result::Result<#krate::__private::BlockingCall, #krate::IncomingCall> {
+                let __multifrost_function: &'static str = match __multifrost_call.function.as_str() {
+                    #(#names => #names,)*
+                    _ => return ::core::result::Result::Err(__multifrost_call),
+                };
+                let __multifrost_this = self;
+                ::core::result::Result::Ok(#krate::__private::BlockingCall {
+                    function: __multifrost_function,
+                    run: ::std::boxed::Box::new(
+                        move || -> ::core::result::Result<#krate::EncodedValue, #krate::CallError> {
+                            let #krate::IncomingCall {
+                                args: __multifrost_args,
+                                context: __multifrost_context,
+                                ..
+                            } = __multifrost_call;
+                            match __multifrost_function {
+                                #(#sync_arms)*
+                                __multifrost_other => ::core::result::Result::Err(
+                                    #krate::CallError::function_not_found(__multifrost_other),
+                                ),
+                            }
+                        },
+                    ),
+                })
+            }
+        };
+        let blocking_first = quote! {
+            let __multifrost_call = match <Self as #krate::Worker>::dispatch_blocking(
+                ::std::sync::Arc::clone(&self),
+                __multifrost_call,
+            ) {
+                ::core::result::Result::Ok(__multifrost_job) => {
+                    return #krate::__private::run_blocking_call(__multifrost_job).await;
+                }
+                ::core::result::Result::Err(__multifrost_call) => __multifrost_call,
+            };
+        };
+        (blocking, blocking_first)
+    };
     quote! {
         #[#krate::async_trait]
         #[automatically_derived]
@@ -49,6 +108,7 @@ pub fn expand(worker: &Worker) -> TokenStream {
                 self: ::std::sync::Arc<Self>,
                 __multifrost_call: #krate::IncomingCall,
             ) -> ::core::result::Result<#krate::EncodedValue, #krate::CallError> {
+                #blocking_first
                 let __multifrost_this = self;
                 let #krate::IncomingCall {
                     function: __multifrost_function,
@@ -62,11 +122,14 @@ pub fn expand(worker: &Worker) -> TokenStream {
                     ),
                 }
             }
+
+            #blocking
         }
     }
 }
 
-/// `"add" => { decode the arguments; call; encode }`.
+/// `"add" => { decode the arguments; call; encode }`: for a sync method, the body of its
+/// blocking job.
 fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
     let krate = &worker.krate;
     let wire_name = &method.wire_name;
@@ -109,7 +172,7 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
     let returned = if method.is_async {
         quote!(#call.await)
     } else {
-        quote!(#krate::__private::run_blocking(#wire_name, move || #call).await?)
+        call
     };
 
     let reply = match &method.output {

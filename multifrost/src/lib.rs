@@ -99,6 +99,7 @@ pub use multifrost_macros::{client, worker};
 #[doc(hidden)]
 #[cfg(target_os = "linux")]
 pub mod __private {
+    pub use crate::child::BlockingCall;
     pub use crate::macro_support::*;
     pub use crate::parent::same_namespace;
 }

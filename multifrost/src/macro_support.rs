@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::child::panic::{self, CaughtPanic};
-use crate::child::{CallError, Description, MethodDescription, ParamDescription};
+use crate::child::{BlockingCall, CallError, Description, MethodDescription, ParamDescription};
 
 use crate::protocol::{describe, EncodedValue, ValueError};
 /// `bytes::Bytes`, which the macro sends as bin, whatever the user's crate depends on.
@@ -232,6 +232,12 @@ where
             "{function}: the method's thread ended without an answer"
         ))),
     }
+}
+
+/// Runs a sync method's job (see `Worker::dispatch_blocking`) on the threads kept for sync
+/// methods and waits for it: how `dispatch` answers a call to a sync method.
+pub async fn run_blocking_call(job: BlockingCall) -> Result<EncodedValue, CallError> {
+    run_blocking(job.function, job.run).await?
 }
 
 /// Encodes what a method returned.

@@ -77,6 +77,33 @@ async fn a_sync_method_sees_its_cancellation() {
 }
 
 #[tokio::test]
+async fn a_sync_method_called_without_a_deadline_sees_its_cancellation() {
+    // No deadline: the call runs as a job on the threads for sync methods, which answers it
+    // from there; the parent's cancel must still reach it.
+    let (_worker, handle) = toolbox().await;
+    let options = CallOptions::new().no_timeout();
+    let call = handle.call_with(options).wait_for_cancel(60.0);
+    assert!(tokio::time::timeout(Duration::from_millis(200), call)
+        .await
+        .is_err());
+    assert!(
+        eventually_async(Duration::from_secs(20), || async {
+            handle.call().cancels_seen().await.unwrap() == 1
+        })
+        .await,
+        "ctx.is_cancelled() turned true in the running sync method"
+    );
+    assert_eq!(handle.metrics().requests_dropped, 1);
+    // The worker keeps serving sync calls.
+    assert!(!handle
+        .call()
+        .wait_for_cancel(0.0)
+        .await
+        .expect("a sync call after the cancelled one"));
+    handle.stop().await;
+}
+
+#[tokio::test]
 async fn a_call_whose_deadline_passed_is_not_started() {
     let (_worker, handle) = toolbox().await;
     let options = CallOptions::new()

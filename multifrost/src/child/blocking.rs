@@ -57,9 +57,10 @@ pub(crate) struct Pool {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Job>,
-    /// Threads alive, and how many of them wait for a call.
+    /// Threads alive, how many of them wait for a call, and how many run one.
     threads: usize,
     idle: usize,
+    busy: usize,
     /// Threads just done with a call, waiting awake for the next for [`SPIN`].
     spinning: usize,
     /// Calls taken from the queue so far: the monitor's proof of progress.
@@ -119,13 +120,16 @@ impl Pool {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 state.started += 1;
+                state.busy += 1;
                 self.queued.store(state.queue.len(), Ordering::Relaxed);
                 drop(state);
                 job();
                 state = self.state.lock().expect("blocking pool lock");
-                if state.queue.is_empty() {
+                state.busy -= 1;
+                if state.queue.is_empty() && state.spinning == 0 {
                     // Calls often come in a stream: wait for the next one awake for a moment,
-                    // which spares the caller a wake-up and this thread a sleep.
+                    // which spares the caller a wake-up and this thread a sleep. One thread
+                    // waiting awake is enough: more would take CPU time from the runtime's.
                     state.spinning += 1;
                     drop(state);
                     let spin_until = Instant::now() + SPIN;
@@ -184,7 +188,10 @@ impl Pool {
                 .wait_timeout(state, STUCK_AFTER)
                 .expect("blocking pool lock");
             state = next;
-            let stuck = state.started == started && !state.queue.is_empty() && state.idle == 0;
+            // Stuck: every thread is inside a call. A thread between calls that has not run
+            // for a while (on a busy machine) is only waiting for a CPU: another would too.
+            let stuck =
+                state.started == started && !state.queue.is_empty() && state.busy == state.threads;
             if stuck && state.threads < MAX_THREADS {
                 self.start_thread(&mut state);
             }

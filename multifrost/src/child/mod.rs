@@ -17,4 +17,4 @@ mod worker;
 pub use crate::protocol::contract::{AUTH_TOKEN_ENV, AUTH_TOKEN_KEY, PORT_ENV};
 pub use describe::{Description, MethodDescription, ParamDescription};
 pub use runner::{run, ChildRunner};
-pub use worker::{CallContext, CallError, IncomingCall, Worker};
+pub use worker::{BlockingCall, CallContext, CallError, IncomingCall, Worker};

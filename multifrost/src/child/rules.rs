@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::describe::Description;
-use super::worker::{CallContext, CallError, IncomingCall, Worker};
+use super::worker::{BlockingCall, CallContext, CallError, IncomingCall, Worker};
 use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY, DESCRIBE, LIST_FUNCTIONS};
 use crate::protocol::message::{as_f64, as_str};
 use crate::protocol::{
@@ -347,6 +347,23 @@ impl<W: Worker> Worker for CheckedReplies<W> {
         let result = self.worker.clone().dispatch(call).await?;
         check_reply(&function, &result, self.wide_integers)?;
         Ok(result)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn dispatch_blocking(
+        self: Arc<Self>,
+        call: IncomingCall,
+    ) -> Result<BlockingCall, IncomingCall> {
+        let BlockingCall { function, run } = self.worker.clone().dispatch_blocking(call)?;
+        let wide_integers = self.wide_integers;
+        Ok(BlockingCall {
+            function,
+            run: Box::new(move || {
+                let result = run()?;
+                check_reply(function, &result, wide_integers)?;
+                Ok(result)
+            }),
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! sending their replies. What to do with each message is decided by [`super::rules`].
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::panic::CaughtPanic;
 use super::rules::{Decision, DispatchRules, Ignored};
-use super::worker::{CallError, IncomingCall, Worker};
+use super::worker::{BlockingCall, CallError, IncomingCall, Worker};
 use crate::error::{Error, Result};
 use crate::protocol::{
     encode_error, encode_error_with_data, encode_output, encode_response, EncodedValue, Limits,
@@ -40,7 +41,36 @@ pub(crate) struct Server<W> {
     parents: Mutex<Vec<Bytes>>,
     stop: Notify,
     /// The calls running now, by parent and id, each with what cancels it.
-    running: Mutex<HashMap<(Bytes, String), oneshot::Sender<()>>>,
+    running: Mutex<HashMap<(Bytes, String), Cancel>>,
+}
+
+/// How a running call is cancelled.
+enum Cancel {
+    /// A call on a task of its own: dropping its dispatch, which ends it where it waits.
+    Task(oneshot::Sender<()>),
+    /// A sync method on the threads for sync methods, which runs to its end: its reply is not
+    /// sent (whoever sets `answered` first answers), and its context says it was cancelled.
+    Blocking {
+        answered: Arc<AtomicBool>,
+        cancelled: Arc<AtomicBool>,
+    },
+}
+
+impl Cancel {
+    fn cancel(self) {
+        match self {
+            Cancel::Task(cancel) => {
+                let _ = cancel.send(());
+            }
+            Cancel::Blocking {
+                answered,
+                cancelled,
+            } => {
+                answered.store(true, Ordering::Release);
+                cancelled.store(true, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl<W: Worker> Server<W> {
@@ -85,6 +115,7 @@ impl<W: Worker> Server<W> {
             None => Replies::Direct {
                 sender,
                 backlog: Arc::default(),
+                runtime: tokio::runtime::Handle::current(),
             },
         };
         // Whether calls are polled once before they get a task (see `run_call`).
@@ -268,7 +299,7 @@ impl<W: Worker> Server<W> {
                     .expect("running lock")
                     .remove(&(routing_id, id));
                 if let Some(cancel) = cancel {
-                    let _ = cancel.send(());
+                    cancel.cancel();
                 }
             }
             Decision::Ignore(why @ Ignored::UnauthorizedCancel) => tracing::warn!("ignoring {why}"),
@@ -277,6 +308,9 @@ impl<W: Worker> Server<W> {
 
     /// Runs one call and sends its reply, unless the parent cancels it first; past its
     /// deadline it is abandoned with an error reply.
+    ///
+    /// A call to a sync method without a deadline is run by its job on the threads for sync
+    /// methods, which answers it from there (see [`Server::run_blocking_call`]).
     ///
     /// On a current-thread runtime the call is first polled here: a call that completes at
     /// once (most async methods do) is answered without a task, a timer or an entry in
@@ -291,14 +325,36 @@ impl<W: Worker> Server<W> {
         current_thread: bool,
     ) {
         let id = call.context.id.clone();
-        let function = call.function.clone();
         let cancelled = call.context.cancel_flag();
         let deadline = call.context.deadline();
         let correlation_id = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| call.context.correlation_id().map(str::to_owned))
             .flatten();
-        tracing::debug!(function, correlation_id, "call received");
+        tracing::debug!(
+            function = call.function.as_str(),
+            correlation_id,
+            "call received"
+        );
         let started = std::time::Instant::now();
+        // A call with a deadline needs a timer to be abandoned at it: it goes the way below.
+        let call = if deadline.is_none() {
+            match self.worker.clone().dispatch_blocking(call) {
+                Ok(job) => {
+                    let answer = Answer {
+                        routing_id,
+                        id,
+                        correlation_id,
+                        started,
+                    };
+                    self.run_blocking_call(job, answer, cancelled, replies);
+                    return;
+                }
+                Err(call) => call,
+            }
+        } else {
+            call
+        };
+        let function = call.function.clone();
         // The location is taken in the poll that caught the panic, on its thread.
         let mut dispatch = AssertUnwindSafe(self.worker.clone().dispatch(call))
             .catch_unwind()
@@ -324,7 +380,7 @@ impl<W: Worker> Server<W> {
         self.running
             .lock()
             .expect("running lock")
-            .insert(key.clone(), cancel);
+            .insert(key.clone(), Cancel::Task(cancel));
         let server = self.clone();
         let replies = replies.clone();
         tokio::spawn(async move {
@@ -359,6 +415,60 @@ impl<W: Worker> Server<W> {
             let payload = reply_for(outcome, &id, &function, correlation_id.as_deref(), started);
             replies.send(routing_id, payload);
         });
+    }
+}
+
+/// Where a call's answer goes, and what its log lines say.
+struct Answer {
+    routing_id: Bytes,
+    id: String,
+    correlation_id: Option<String>,
+    started: std::time::Instant,
+}
+
+impl<W: Worker> Server<W> {
+    /// Runs a sync method's job on the threads for sync methods, which sends its reply from
+    /// there: no task, no channel back to the runtime, no hop through its scheduler (on the
+    /// outbox, replies finished together wake the runtime once). A parent's cancel still
+    /// stops the reply (see [`Cancel::Blocking`]).
+    fn run_blocking_call(
+        self: &Arc<Self>,
+        job: BlockingCall,
+        answer: Answer,
+        cancelled: Arc<AtomicBool>,
+        replies: &Replies,
+    ) {
+        let answered = Arc::new(AtomicBool::new(false));
+        let key = (answer.routing_id.clone(), answer.id.clone());
+        self.running.lock().expect("running lock").insert(
+            key,
+            Cancel::Blocking {
+                answered: answered.clone(),
+                cancelled,
+            },
+        );
+        let server = self.clone();
+        let replies = replies.clone();
+        super::blocking::pool().submit(Box::new(move || {
+            let BlockingCall { function, run } = job;
+            // The location is taken by the panic hook, on this thread.
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(CaughtPanic::take);
+            let Answer {
+                routing_id,
+                id,
+                correlation_id,
+                started,
+            } = answer;
+            let payload = reply_for(outcome, &id, function, correlation_id.as_deref(), started);
+            let key = (routing_id, id);
+            server.running.lock().expect("running lock").remove(&key);
+            if !answered.swap(true, Ordering::AcqRel) {
+                replies.send(key.0, payload);
+            } else {
+                tracing::debug!(function, correlation_id, "call cancelled by the parent");
+            }
+        }));
     }
 }
 
@@ -408,6 +518,7 @@ enum Replies {
     Direct {
         sender: RouterSendHalf,
         backlog: Arc<Mutex<HashMap<Bytes, usize>>>,
+        runtime: tokio::runtime::Handle,
     },
 }
 
@@ -417,7 +528,11 @@ impl Replies {
             Replies::Outbox(queue) => {
                 let _ = queue.send((routing_id, payload));
             }
-            Replies::Direct { sender, backlog } => {
+            Replies::Direct {
+                sender,
+                backlog,
+                runtime,
+            } => {
                 let size = payload.len();
                 {
                     let mut waiting = backlog.lock().expect("backlog lock");
@@ -439,7 +554,8 @@ impl Replies {
                     backlog: backlog.clone(),
                 });
                 let mut sender = sender.clone();
-                tokio::spawn(async move {
+                // On the runtime's handle: a sync method's reply is sent from its own thread.
+                runtime.spawn(async move {
                     let frames = transport::child_frames_bytes(routing_id, payload);
                     if let Err(err) = sender.send(frames).await {
                         tracing::warn!("could not send a reply: {err}");

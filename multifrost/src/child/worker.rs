@@ -57,6 +57,30 @@ pub trait Worker: Send + Sync + 'static {
     /// Runs one call. The runtime has already checked the namespace and that the name does not
     /// start with `_`; a panic inside becomes an error reply.
     async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError>;
+
+    /// Not a public API: `#[multifrost::worker]` implements it for its sync methods. A call to
+    /// one of them as a job that decodes the arguments, runs the method and encodes what it
+    /// returned, for the runtime to run on the threads kept for sync methods and to answer from
+    /// there, with no task and no hop back to the runtime; `Err(call)` (the default) sends the
+    /// call to [`dispatch`](Self::dispatch) instead. Both must answer a call alike.
+    #[doc(hidden)]
+    // The call moves through once, by value: boxing it would allocate for every call.
+    #[allow(clippy::result_large_err)]
+    fn dispatch_blocking(
+        self: Arc<Self>,
+        call: IncomingCall,
+    ) -> Result<BlockingCall, IncomingCall> {
+        Err(call)
+    }
+}
+
+/// A sync method's call, ready to run (see [`Worker::dispatch_blocking`]). Not a public API.
+#[doc(hidden)]
+pub struct BlockingCall {
+    /// The method's wire name.
+    pub function: &'static str,
+    /// Decodes the arguments, runs the method and encodes what it returned.
+    pub run: Box<dyn FnOnce() -> Result<EncodedValue, CallError> + Send>,
 }
 
 /// One call, as the worker receives it.
