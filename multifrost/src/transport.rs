@@ -14,26 +14,25 @@ pub(crate) use zeromq::{
 
 /// The frames a parent sends: an empty delimiter, then the payload.
 pub(crate) fn parent_frames(payload: Vec<u8>) -> ZmqMessage {
-    let mut message = ZmqMessage::from(Bytes::new());
-    message.push_back(Bytes::from(payload));
-    message
+    frames([Bytes::new(), Bytes::from(payload)])
 }
 
 /// The frames a child sends to the parent with this routing id.
 pub(crate) fn child_frames(routing_id: Bytes, payload: Vec<u8>) -> ZmqMessage {
-    let mut message = ZmqMessage::from(routing_id);
-    message.push_back(Bytes::new());
-    message.push_back(Bytes::from(payload));
-    message
+    frames([routing_id, Bytes::new(), Bytes::from(payload)])
+}
+
+/// A message of these frames, allocated once (`ZmqMessage::from` a frame, then `push_back`,
+/// grows its queue of frames for every message).
+fn frames<const N: usize>(frames: [Bytes; N]) -> ZmqMessage {
+    let frames: std::collections::VecDeque<Bytes> = Vec::from(frames).into();
+    ZmqMessage::try_from(frames).expect("a message of at least one frame")
 }
 
 /// The frames a child sends to the parent with this routing id, with a payload already in a
 /// `Bytes` (whose owner can tell when the transport is done with it).
 pub(crate) fn child_frames_bytes(routing_id: Bytes, payload: Bytes) -> ZmqMessage {
-    let mut message = ZmqMessage::from(routing_id);
-    message.push_back(Bytes::new());
-    message.push_back(payload);
-    message
+    frames([routing_id, Bytes::new(), payload])
 }
 
 /// The payload of a received message: its last frame.

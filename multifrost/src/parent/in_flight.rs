@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// The slot a call holds while in flight: one of `max_in_flight`, and its size in the byte
 /// budget.
@@ -59,6 +59,28 @@ impl InFlightBudget {
     /// than the whole budget waits for all of it.
     pub async fn acquire(&self, size: usize, deadline: Option<Instant>) -> Result<Slot, NoSlot> {
         let wanted = (kib(size) as u32).clamp(1, self.bytes_capacity);
+        // Room now, the usual case: taken without a wait (permits left over exist only while
+        // nobody waits, so this cannot pass a waiting call). The wait is boxed: its futures
+        // would make every call's future larger.
+        match self.slots.clone().try_acquire_owned() {
+            Ok(call) => match self.bytes.clone().try_acquire_many_owned(wanted) {
+                Ok(bytes) => {
+                    return Ok(Slot {
+                        _call: call,
+                        _bytes: bytes,
+                    })
+                }
+                Err(TryAcquireError::Closed) => return Err(NoSlot::Closed),
+                Err(TryAcquireError::NoPermits) => {}
+            },
+            Err(TryAcquireError::Closed) => return Err(NoSlot::Closed),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        Box::pin(self.wait_for_slot(wanted, deadline)).await
+    }
+
+    /// Waits for a slot and `wanted` KiB of the byte budget, until `deadline`.
+    async fn wait_for_slot(&self, wanted: u32, deadline: Option<Instant>) -> Result<Slot, NoSlot> {
         let acquire = async {
             let call = self.slots.clone().acquire_owned().await.map_err(|_| ())?;
             let bytes = self

@@ -95,6 +95,9 @@ impl Supervisor {
 
     /// The live connection, or the reason there is none. A call made while `start` (or a
     /// restart) runs waits for it to finish.
+    ///
+    /// The waits for a restart and a reconnect are boxed: their futures are large, and every
+    /// call's future would otherwise be as large and moved around on every call.
     pub async fn connection(&self) -> Result<Arc<Connection>> {
         let state = match self.state() {
             State::NotStarted => {
@@ -105,11 +108,11 @@ impl Supervisor {
                 match self.config.target {
                     // The child died and a restart is under way: wait for its outcome.
                     Target::Spawn(_) if self.config.auto_restart => {
-                        self.wait_for_restart(&connection).await
+                        Box::pin(self.wait_for_restart(&connection)).await
                     }
                     Target::Spawn(_) => State::Running(connection),
                     // A service may have come back, maybe on another port: look again.
-                    _ => return self.reconnect(connection).await,
+                    _ => return Box::pin(self.reconnect(connection)).await,
                 }
             }
             state => state,
@@ -206,17 +209,12 @@ impl Supervisor {
         let deadline = timeout.map(|limit| Instant::now() + limit);
         // The connection first: a call made during a start, a restart or a reconnect waits for
         // it, but never past its own deadline; a successful restart closes the circuit.
-        let connection = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.connection())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Timeout {
-                        worker: self.name.to_string(),
-                        function: function.to_owned(),
-                        timeout: timeout.unwrap_or_default(),
-                    })
-                }),
-            None => self.connection().await,
+        let connection = match self.state() {
+            // Live, the usual case: no wait (and no timer or wait in this future).
+            State::Running(connection) if connection.pending.closed_error().is_none() => {
+                Ok(connection)
+            }
+            _ => Box::pin(self.connection_until(function, timeout, deadline)).await,
         };
         let Some(admission) = self.breaker.admit() else {
             return Err(Error::CircuitOpen {
@@ -261,6 +259,27 @@ impl Supervisor {
             }
         }
         result
+    }
+
+    /// [`connection`](Self::connection), waited for no longer than the call's `deadline`.
+    async fn connection_until(
+        &self,
+        function: &str,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Connection>> {
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.connection())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        worker: self.name.to_string(),
+                        function: function.to_owned(),
+                        timeout: timeout.unwrap_or_default(),
+                    })
+                }),
+            None => self.connection().await,
+        }
     }
 
     /// Starts the worker unless it is already running; returns once it answered a heartbeat.

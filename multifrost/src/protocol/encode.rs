@@ -40,6 +40,17 @@ pub struct MessageWriter {
 impl MessageWriter {
     /// Starts a message with `app`, `id`, `type` and `timestamp`, and room for `extra` more keys.
     pub fn new(kind: MessageKind, id: &str, extra: u32, capacity: usize) -> MessageWriter {
+        MessageWriter::new_at(kind, id, extra, capacity, unix_now())
+    }
+
+    /// [`new`](Self::new), with `timestamp` (Unix seconds) the time read by the caller.
+    fn new_at(
+        kind: MessageKind,
+        id: &str,
+        extra: u32,
+        capacity: usize,
+        timestamp: f64,
+    ) -> MessageWriter {
         let mut buf = Vec::with_capacity(64 + id.len() + capacity);
         rmp::encode::write_map_len(&mut buf, 4 + extra).expect("Vec write");
         let mut writer = MessageWriter { buf };
@@ -47,7 +58,7 @@ impl MessageWriter {
         writer.str_field("id", id);
         writer.str_field("type", kind.as_str());
         writer.key("timestamp");
-        rmp::encode::write_f64(&mut writer.buf, unix_now()).expect("Vec write");
+        rmp::encode::write_f64(&mut writer.buf, timestamp).expect("Vec write");
         writer
     }
 
@@ -234,7 +245,9 @@ impl OutgoingCall<'_> {
             + self.client_name.map_or(0, |n| n.len() + 16)
             + metadata_len
             + 96;
-        let mut writer = MessageWriter::new(MessageKind::Call, self.id, extra, capacity);
+        // One clock read for the message's timestamp, timestamp_sent and the deadline.
+        let now = unix_now();
+        let mut writer = MessageWriter::new_at(MessageKind::Call, self.id, extra, capacity, now);
         writer.str_field("function", self.function);
         writer.raw_field("args", args);
         writer.str_field("namespace", self.namespace);
@@ -243,7 +256,6 @@ impl OutgoingCall<'_> {
         }
         // metadata: timestamp_sent, the deadline, the user's entries and the token, written in
         // place.
-        let now = unix_now();
         let entries = 1
             + u32::from(self.timeout.is_some())
             + self.metadata.len() as u32
