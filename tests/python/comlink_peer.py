@@ -1220,16 +1220,18 @@ def bench(config: Dict[str, Any]) -> int:
     rounds, sequential = int(config["rounds"]), int(config["sequential"])
     pipelined, in_flight = int(config["pipelined"]), int(config["in_flight"])
     parents: List[tuple] = []
+    current = ""  # the child being called, for the error
     try:
-        for name, argv in config["children"]:
-            parents.append((name, Parent.spawn(argv[0], argv[1:], stdio="drain")))
-        samples = {name: {"small": [], "rates": [], "parent_cpu": 0.0, "child_cpu": 0.0,
-                          "calls": 0} for name, _ in parents}
+        for current, argv in config["children"]:
+            parents.append((current, Parent.spawn(argv[0], argv[1:], stdio="drain")))
+        samples: Dict[str, Dict[str, Any]] = {
+            name: {"small": [], "rates": [], "parent_cpu": 0.0, "child_cpu": 0.0, "calls": 0}
+            for name, _ in parents}
 
         def one_by_one(parent: Parent, count: int, into: Optional[List[float]]) -> None:
             for i in range(count):
                 started = time.perf_counter()
-                got = parent.call("add", i, 1, timeout=30.0)
+                got = parent.call("add", i, 1, timeout=30.0)  # TimeoutError names the call
                 elapsed = time.perf_counter() - started
                 if got != i + 1:
                     raise RuntimeError(f"add({i}, 1) answered {got!r}")
@@ -1251,21 +1253,21 @@ def bench(config: Dict[str, Any]) -> int:
                     raise RuntimeError(f"add({j}, 1) answered wrong")
             return count / (time.perf_counter() - started)
 
-        for _, parent in parents:  # warm-up
+        for current, parent in parents:  # warm-up
             one_by_one(parent, max(sequential // 5, 50), None)
             in_parallel(parent, max(pipelined // 5, 100))
         for _ in range(rounds):
-            for name, parent in parents:
-                one_by_one(parent, sequential, samples[name]["small"])
-            for name, parent in parents:
+            for current, parent in parents:
+                one_by_one(parent, sequential, samples[current]["small"])
+            for current, parent in parents:
+                s = samples[current]
                 assert parent.process is not None
                 own_before = time.process_time()
                 child_before = _process_cpu_seconds(parent.process.pid)
-                samples[name]["rates"].append(in_parallel(parent, pipelined))
-                samples[name]["parent_cpu"] += time.process_time() - own_before
-                samples[name]["child_cpu"] += (_process_cpu_seconds(parent.process.pid)
-                                               - child_before)
-                samples[name]["calls"] += pipelined
+                s["rates"].append(in_parallel(parent, pipelined))
+                s["parent_cpu"] += time.process_time() - own_before
+                s["child_cpu"] += _process_cpu_seconds(parent.process.pid) - child_before
+                s["calls"] += pipelined
         rows = {}
         for name, s in samples.items():
             small = sorted(s["small"])
@@ -1281,7 +1283,8 @@ def bench(config: Dict[str, Any]) -> int:
         print(json.dumps({"rows": rows}), flush=True)
         return 0
     except Exception as e:
-        print(f"parent-bench: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        print(f"parent-bench: {current or 'starting'}: {type(e).__name__}: {e}",
+              file=sys.stderr, flush=True)
         return 1
     finally:
         for _, parent in parents:
