@@ -1,15 +1,14 @@
 //! The child's dispatch rules (PROTOCOL.md section 4) as one pure function: what to do with one
 //! received payload. The server acts on the [`Decision`]; the fuzzer drives the same function,
 //! so fuzzing tests the real rules. And the rule for what a child sends back: [`check_reply`],
-//! applied to every worker by [`CheckedReplies`].
+//! applied by the server to every result, typed or written by hand, before it is sent.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::describe::Description;
-use super::worker::{BlockingCall, CallContext, CallError, IncomingCall, Worker};
+use super::worker::{CallContext, CallError, IncomingCall};
 use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY, DESCRIBE, LIST_FUNCTIONS};
 use crate::protocol::message::{as_f64, as_str};
 use crate::protocol::{
@@ -309,62 +308,6 @@ pub fn check_reply(
         )));
     }
     Ok(())
-}
-
-/// A worker whose results pass [`check_reply`] before they are sent: what a child serves, so
-/// that no worker, typed or written by hand, can answer with a value its parent would refuse,
-/// drop or misread.
-pub(crate) struct CheckedReplies<W> {
-    worker: Arc<W>,
-    wide_integers: bool,
-}
-
-impl<W> CheckedReplies<W> {
-    pub fn new(worker: Arc<W>, wide_integers: bool) -> CheckedReplies<W> {
-        CheckedReplies {
-            worker,
-            wide_integers,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl<W: Worker> Worker for CheckedReplies<W> {
-    fn namespace(&self) -> &str {
-        self.worker.namespace()
-    }
-
-    fn list_functions(&self) -> Vec<String> {
-        self.worker.list_functions()
-    }
-
-    fn describe(&self) -> Description {
-        self.worker.describe()
-    }
-
-    async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError> {
-        let function = call.function.clone();
-        let result = self.worker.clone().dispatch(call).await?;
-        check_reply(&function, &result, self.wide_integers)?;
-        Ok(result)
-    }
-
-    #[allow(clippy::result_large_err)]
-    fn dispatch_blocking(
-        self: Arc<Self>,
-        call: IncomingCall,
-    ) -> Result<BlockingCall, IncomingCall> {
-        let BlockingCall { function, run } = self.worker.clone().dispatch_blocking(call)?;
-        let wide_integers = self.wide_integers;
-        Ok(BlockingCall {
-            function,
-            run: Box::new(move || {
-                let result = run()?;
-                check_reply(function, &result, wide_integers)?;
-                Ok(result)
-            }),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::output::{capture_stdio, write_fatal};
-use super::rules::CheckedReplies;
 use super::serve::Server;
 use super::worker::Worker;
 use crate::error::{Error, Result};
@@ -63,11 +62,6 @@ impl<W: Worker> ChildRunner<W> {
     pub fn wide_integers(mut self, enabled: bool) -> Self {
         self.wide_integers = enabled;
         self
-    }
-
-    /// The worker as served: its results checked before they are sent.
-    fn checked_worker(&self) -> Arc<CheckedReplies<W>> {
-        Arc::new(CheckedReplies::new(self.worker.clone(), self.wide_integers))
     }
 
     /// Limits applied to received calls (defaults: those of the Python implementation).
@@ -147,9 +141,14 @@ impl<W: Worker> ChildRunner<W> {
             .connect(&endpoint)
             .await
             .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-        Server::new(self.checked_worker(), self.limits, self.auth_token)
-            .serve(socket, monitor, output, true)
-            .await
+        Server::new(
+            self.worker.clone(),
+            self.wide_integers,
+            self.limits,
+            self.auth_token,
+        )
+        .serve(socket, monitor, output, true)
+        .await
     }
 
     /// Connect mode: register the id, bind, serve, and unregister however serving ends.
@@ -166,9 +165,14 @@ impl<W: Worker> ChildRunner<W> {
         let served = match socket.bind(&endpoint).await {
             Ok(_) => {
                 tracing::info!(service_id, %endpoint, "service registered and listening");
-                Server::new(self.checked_worker(), self.limits, self.auth_token)
-                    .serve(socket, monitor, None, false)
-                    .await
+                Server::new(
+                    self.worker.clone(),
+                    self.wide_integers,
+                    self.limits,
+                    self.auth_token,
+                )
+                .serve(socket, monitor, None, false)
+                .await
             }
             Err(err) => Err(Error::Transport(format!(
                 "cannot listen on {endpoint}: {err}"

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::panic::CaughtPanic;
-use super::rules::{Decision, DispatchRules, Ignored};
+use super::rules::{check_reply, Decision, DispatchRules, Ignored};
 use super::worker::{BlockingCall, CallError, IncomingCall, Worker};
 use crate::error::{Error, Result};
 use crate::protocol::{
@@ -37,6 +37,8 @@ const ABANDON_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The state shared by the receive loop and the tasks running calls.
 pub(crate) struct Server<W> {
     worker: Arc<W>,
+    /// Whether results may hold integers outside i64 (see `ChildRunner::wide_integers`).
+    wide_integers: bool,
     rules: DispatchRules,
     parents: Mutex<Vec<Bytes>>,
     stop: Notify,
@@ -74,7 +76,14 @@ impl Cancel {
 }
 
 impl<W: Worker> Server<W> {
-    pub fn new(worker: Arc<W>, limits: Limits, auth_token: Option<String>) -> Arc<Self> {
+    /// Serves `worker`, whose results are checked before they are sent (see `check_reply`;
+    /// `wide_integers` lets integers outside i64 through).
+    pub fn new(
+        worker: Arc<W>,
+        wide_integers: bool,
+        limits: Limits,
+        auth_token: Option<String>,
+    ) -> Arc<Self> {
         // So that a panic's reply says where it happened.
         super::panic::install_hook();
         Arc::new(Server {
@@ -86,6 +95,7 @@ impl<W: Worker> Server<W> {
             )
             .describing(&worker.describe()),
             worker,
+            wide_integers,
             parents: Mutex::new(Vec::new()),
             stop: Notify::new(),
             running: Mutex::new(HashMap::new()),
@@ -362,8 +372,14 @@ impl<W: Worker> Server<W> {
         if current_thread {
             let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
             if let std::task::Poll::Ready(outcome) = dispatch.poll_unpin(&mut context) {
-                let payload =
-                    reply_for(outcome, &id, &function, correlation_id.as_deref(), started);
+                let payload = reply_for(
+                    outcome,
+                    &id,
+                    &function,
+                    correlation_id.as_deref(),
+                    started,
+                    self.wide_integers,
+                );
                 replies.send(routing_id, payload);
                 return;
             }
@@ -412,7 +428,14 @@ impl<W: Worker> Server<W> {
                 return;
             };
             server.running.lock().expect("running lock").remove(&key);
-            let payload = reply_for(outcome, &id, &function, correlation_id.as_deref(), started);
+            let payload = reply_for(
+                outcome,
+                &id,
+                &function,
+                correlation_id.as_deref(),
+                started,
+                server.wide_integers,
+            );
             replies.send(routing_id, payload);
         });
     }
@@ -460,7 +483,14 @@ impl<W: Worker> Server<W> {
                 correlation_id,
                 started,
             } = answer;
-            let payload = reply_for(outcome, &id, function, correlation_id.as_deref(), started);
+            let payload = reply_for(
+                outcome,
+                &id,
+                function,
+                correlation_id.as_deref(),
+                started,
+                server.wide_integers,
+            );
             let key = (routing_id, id);
             server.running.lock().expect("running lock").remove(&key);
             if !answered.swap(true, Ordering::AcqRel) {
@@ -472,15 +502,21 @@ impl<W: Worker> Server<W> {
     }
 }
 
-/// The reply to the call `id` of `function`, from what its dispatch came to.
+/// The reply to the call `id` of `function`, from what its dispatch came to. A result that
+/// fails [`check_reply`] is answered with the error saying why instead: no worker, typed or
+/// written by hand, can answer with a value its parent would refuse, drop or misread.
 fn reply_for(
     outcome: std::result::Result<std::result::Result<EncodedValue, CallError>, CaughtPanic>,
     id: &str,
     function: &str,
     correlation_id: Option<&str>,
     started: std::time::Instant,
+    wide_integers: bool,
 ) -> Vec<u8> {
     let duration_ms = || started.elapsed().as_secs_f64() * 1000.0;
+    let outcome = outcome.map(|result| {
+        result.and_then(|value| check_reply(function, &value, wide_integers).map(|()| value))
+    });
     match outcome {
         Ok(Ok(result)) => {
             tracing::debug!(
