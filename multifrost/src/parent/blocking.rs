@@ -95,7 +95,7 @@ impl<S: Service + ?Sized> BlockingHandle<S> {
     pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient {
         options
             .namespace
-            .get_or_insert_with(|| S::NAMESPACE.to_owned());
+            .get_or_insert(std::borrow::Cow::Borrowed(S::NAMESPACE));
         S::blocking_client(BlockingCaller::new(
             self.handle.supervisor().clone(),
             options,

@@ -15,7 +15,7 @@ use super::output::{OutputEvent, OutputHandler, OutputStream};
 use super::pending::{PendingCalls, PendingGuard};
 use crate::error::Error;
 use crate::protocol::{
-    encode_cancel, encode_heartbeat, encode_shutdown, new_id, unix_now, EncodedValue, Limits,
+    encode_cancel, encode_heartbeat, encode_shutdown, unix_now, EncodedValue, Limits, MessageId,
     MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
 use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
@@ -202,10 +202,11 @@ impl Connection {
                 },
                 NoSlot::TimedOut => timed_out(),
             })?;
-        let id = new_id();
+        let id = MessageId::new();
+        let id = id.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let payload = OutgoingCall {
-            id: &id,
+            id,
             function,
             args,
             namespace: options.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
@@ -219,11 +220,11 @@ impl Connection {
         // dropped (see `Unanswered`).
         let mut unanswered = Unanswered {
             connection: self,
-            id: &id,
+            id,
             seq,
             slot: Some(slot),
         };
-        let reply = match self.round_trip(&id, seq, payload, deadline, true).await {
+        let reply = match self.round_trip(id, seq, payload, deadline, true).await {
             Ok(reply) => reply,
             Err(Error::Timeout { .. }) => return Err(timed_out()),
             Err(err) => {
@@ -250,13 +251,14 @@ impl Connection {
 
     /// Sends a heartbeat and returns its round-trip time.
     pub async fn heartbeat(&self, timeout: Duration) -> Result<Duration, Error> {
-        let id = new_id();
+        let id = MessageId::new();
+        let id = id.as_str();
         let started = Instant::now();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.round_trip(
-            &id,
+            id,
             seq,
-            encode_heartbeat(&id, unix_now()),
+            encode_heartbeat(id, unix_now()),
             Some(Instant::now() + timeout),
             false,
         )

@@ -184,7 +184,7 @@ impl<S: Service + ?Sized> Handle<S> {
     pub fn call_with(&self, mut options: CallOptions) -> S::Client {
         options
             .namespace
-            .get_or_insert_with(|| S::NAMESPACE.to_owned());
+            .get_or_insert(std::borrow::Cow::Borrowed(S::NAMESPACE));
         S::client(Caller::new(self.supervisor.clone(), options))
     }
 }

@@ -1,5 +1,6 @@
 //! Per-call options, and the encoding of arguments and decoding of results around a call.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -15,7 +16,8 @@ use crate::protocol::{EncodeError, EncodedValue, Limits};
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     pub(crate) timeout: Option<Option<Duration>>,
-    pub(crate) namespace: Option<String>,
+    /// A typed client's own namespace is borrowed (no copy per `handle.call()`).
+    pub(crate) namespace: Option<Cow<'static, str>>,
     pub(crate) client_name: Option<String>,
     pub(crate) metadata: Vec<(String, EncodedValue)>,
     pub(crate) correlation_id: Option<String>,
@@ -45,7 +47,7 @@ impl CallOptions {
 
     /// The namespace to call in (default `"default"`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
+        self.namespace = Some(Cow::Owned(namespace.into()));
         self
     }
 

@@ -12,6 +12,14 @@ use crate::protocol::RawMessage;
 /// What a waiting call receives: the reply message, or why none will come.
 pub(crate) type Reply = Result<RawMessage, Error>;
 
+/// An id of this process's messages as the table's key: UUID text, 36 bytes, kept in place.
+type IdKey = [u8; 36];
+
+/// The key of `id`; `None` for an id of another length, which no message of ours has.
+fn key(id: &str) -> Option<IdKey> {
+    id.as_bytes().try_into().ok()
+}
+
 /// Calls in flight on one connection.
 ///
 /// Once closed (the child exited, the connection was lost or stopped), every waiting call has
@@ -26,7 +34,7 @@ pub(crate) struct PendingCalls {
 struct PendingInner {
     /// Each waiting message's reply channel, its send sequence number, and whether it is a
     /// call (not a heartbeat).
-    waiting: HashMap<String, (oneshot::Sender<Reply>, u64, bool), BuildHasherDefault<IdHasher>>,
+    waiting: HashMap<IdKey, (oneshot::Sender<Reply>, u64, bool), BuildHasherDefault<IdHasher>>,
     /// How many of `waiting` are calls.
     calls: usize,
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
@@ -45,8 +53,11 @@ impl PendingCalls {
         if let Some(closed) = &inner.closed {
             return Err(closed());
         }
+        let key = key(id).ok_or_else(|| {
+            Error::Transport(format!("message id {id:?} is not a UUID's text (36 bytes)"))
+        })?;
         let (sender, receiver) = oneshot::channel();
-        inner.waiting.insert(id.to_owned(), (sender, seq, is_call));
+        inner.waiting.insert(key, (sender, seq, is_call));
         inner.calls += usize::from(is_call);
         Ok(receiver)
     }
@@ -112,7 +123,7 @@ impl PendingCalls {
 impl PendingInner {
     /// Removes the entry of `id`, keeping the call count right.
     fn take(&mut self, id: &str) -> Option<(oneshot::Sender<Reply>, u64)> {
-        let (sender, seq, is_call) = self.waiting.remove(id)?;
+        let (sender, seq, is_call) = self.waiting.remove(&key(id)?)?;
         self.calls -= usize::from(is_call);
         Some((sender, seq))
     }

@@ -25,11 +25,23 @@ pub fn unix_now() -> f64 {
 
 /// A fresh message id (UUID v4 text).
 pub fn new_id() -> String {
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
+    MessageId::new().as_str().to_owned()
+}
+
+/// A fresh message id (UUID v4 text, as [`new_id`]) kept in place, not in a `String`.
+#[derive(Clone, Copy)]
+pub(crate) struct MessageId([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl MessageId {
+    pub fn new() -> MessageId {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        MessageId(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a UUID's text is ASCII")
+    }
 }
 
 /// Builds an outgoing message map field by field, with the common keys first.

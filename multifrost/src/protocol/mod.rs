@@ -12,6 +12,7 @@ pub(crate) mod message;
 mod value;
 
 pub use contract::{APP_ID, DEFAULT_NAMESPACE};
+pub(crate) use encode::MessageId;
 pub use encode::{
     encode_cancel, encode_error, encode_error_with_data, encode_heartbeat, encode_heartbeat_reply,
     encode_output, encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
