@@ -2,7 +2,7 @@
 //! over TCP with tarpc's serde transport and bincode. `bench_tarpc_server` serves it; the driver
 //! uses the generated `BenchClient`.
 
-use serde_bytes::ByteBuf;
+use bytes::Bytes;
 use tarpc::context::Context;
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -13,8 +13,9 @@ use tokio::net::TcpStream;
 pub trait Bench {
     /// `a + b`.
     async fn add(a: i64, b: i64) -> i64;
-    /// Returns its bytes unchanged.
-    async fn echo_bytes(data: ByteBuf) -> ByteBuf;
+    /// Returns its bytes unchanged (`Bytes`, as for tonic and the macro worker: the caller
+    /// passes a cheap clone, not a copy).
+    async fn echo_bytes(data: Bytes) -> Bytes;
 }
 
 /// The server side: stateless, cloned per connection.
@@ -26,7 +27,7 @@ impl Bench for BenchServer {
         a.wrapping_add(b)
     }
 
-    async fn echo_bytes(self, _: Context, data: ByteBuf) -> ByteBuf {
+    async fn echo_bytes(self, _: Context, data: Bytes) -> Bytes {
         data
     }
 }

@@ -429,7 +429,7 @@ impl Contender {
             Client::Tarpc(client) => time_each!(
                 count,
                 client
-                    .echo_bytes(tarpc::context::current(), ByteBuf::from(data.to_vec()))
+                    .echo_bytes(tarpc::context::current(), data.clone())
                     .await?
                     .len(),
                 is_mib,
