@@ -64,7 +64,7 @@ impl<S: ?Sized> Handle<S> {
 
     /// Sends `shutdown`, waits briefly for a clean exit (see
     /// [`ParentWorker::stop_timeout`](crate::ParentWorker::stop_timeout)), then kills.
-    /// Pending calls fail with [`Error::Stopped`]. In connect mode it only disconnects.
+    /// Pending calls fail with [`Error::Stopped`](crate::Error::Stopped). In connect mode it only disconnects.
     /// Returns the child's exit status in spawn mode.
     pub async fn stop(&self) -> Option<ExitStatus> {
         self.supervisor.stop().await
