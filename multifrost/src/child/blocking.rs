@@ -5,20 +5,21 @@
 //! flight its pool grew to hundreds of threads, each woken for a few nanoseconds of work, and
 //! a sync method cost a worker 30 µs of CPU more than the same `async fn` (bench/PROFILE.md).
 //! Here calls wait in one queue, and a thread that finishes a call takes the next one without
-//! sleeping: a burst of small calls is run by the threads already awake. Threads are added
-//! only when calls wait while every thread is stuck in a long call: when no queued call has
-//! started for [`STUCK_AFTER`], a monitor thread starts one more (up to
-//! [`MAX_THREADS`]), so long calls still run side by side, as before. A thread idle for
-//! [`IDLE_EXIT`] ends.
+//! sleeping (one thread waits awake for a moment between calls): a burst of small calls is run
+//! by the thread already awake, and sleeping threads are woken only when none is awake. When
+//! no queued call has started for [`STUCK_AFTER`] (the awake thread took a long call), a
+//! monitor thread wakes a sleeping one, or, when every thread is inside a call, starts one
+//! more (up to [`MAX_THREADS`]), so long calls still run side by side, as before. A thread
+//! idle for [`IDLE_EXIT`] ends.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A queued call: the method, already bound to its arguments and its reply channel. It must
-/// not panic (`run_blocking` catches the method's panic inside it): a pool thread counts on
-/// returning from it.
+/// A queued call: the method, already bound to its arguments and to where its answer goes. It
+/// catches its method's panic itself (`run_blocking`, `Server::run_blocking_call`); the pool
+/// catches anything else, so that its thread and its counts stay right.
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Calls wait this long with no call starting before the pool adds a thread.
@@ -39,12 +40,13 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// The pool of the process: every worker's sync methods share it.
 pub(crate) fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(Pool::default)
+    POOL.get_or_init(|| Pool::with_spin(SPIN))
 }
 
 /// Threads taking sync calls from one queue.
-#[derive(Default)]
 pub(crate) struct Pool {
+    /// How long a thread done with a call waits awake for the next ([`SPIN`]).
+    spin: Duration,
     state: Mutex<State>,
     /// Idle threads wait here for a call.
     work: Condvar,
@@ -57,9 +59,11 @@ pub(crate) struct Pool {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Job>,
-    /// Threads alive, how many of them wait for a call, and how many run one.
+    /// Threads alive, how many of them wait for a call (and of those, how many were woken and
+    /// have not run yet), and how many run one.
     threads: usize,
     idle: usize,
+    woken: usize,
     busy: usize,
     /// Threads just done with a call, waiting awake for the next for [`SPIN`].
     spinning: usize,
@@ -71,26 +75,47 @@ struct State {
 }
 
 impl Pool {
+    fn with_spin(spin: Duration) -> Pool {
+        Pool {
+            spin,
+            state: Mutex::default(),
+            work: Condvar::new(),
+            watch: Condvar::new(),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
     /// Queues `job` for the next free thread.
     pub fn submit(&'static self, job: Job) {
         let mut state = self.state.lock().expect("blocking pool lock");
         state.queue.push_back(job);
         self.queued.store(state.queue.len(), Ordering::Relaxed);
+        self.wake_for_queue(&mut state);
+    }
+
+    /// Makes sure a thread will take each queued call: one waiting awake, one woken, one
+    /// started, or the monitor watching.
+    fn wake_for_queue(&'static self, state: &mut State) {
         if state.spinning >= state.queue.len() {
             return; // A thread awake for the next call takes it.
         }
-        if state.idle > 0 {
-            // One woken thread per queued call at most; a thread woken and not yet running
-            // takes the next one anyway.
-            if state.idle >= state.queue.len() {
+        if state.spinning == 0 && state.idle > 0 {
+            // Nobody awake: wake a thread, unless enough are woken already.
+            if state.woken < state.idle && state.woken < state.queue.len() {
+                state.woken += 1;
                 self.work.notify_one();
+            }
+            if state.idle >= state.queue.len() {
                 return;
             }
         } else if state.threads == 0 {
-            self.start_thread(&mut state);
+            self.start_thread(state);
             return;
         }
-        // Calls wait for a busy thread: the monitor watches that they keep starting.
+        // Calls wait for a thread awake (a burst of short calls is taken by it, faster than
+        // waking others for them) or busy: the monitor watches that they keep starting, and
+        // wakes or adds a thread when none has for STUCK_AFTER (the awake thread may have
+        // taken a long call).
         if !state.monitor {
             let spawned = std::thread::Builder::new()
                 .name("multifrost-blocking-monitor".into())
@@ -123,16 +148,21 @@ impl Pool {
                 state.busy += 1;
                 self.queued.store(state.queue.len(), Ordering::Relaxed);
                 drop(state);
-                job();
+                // A job catches its method's panics itself; this keeps the thread (and the
+                // count of busy threads) right should anything else in it panic.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 state = self.state.lock().expect("blocking pool lock");
                 state.busy -= 1;
+                if outcome.is_err() {
+                    tracing::error!("a job of the threads for sync methods panicked");
+                }
                 if state.queue.is_empty() && state.spinning == 0 {
                     // Calls often come in a stream: wait for the next one awake for a moment,
                     // which spares the caller a wake-up and this thread a sleep. One thread
                     // waiting awake is enough: more would take CPU time from the runtime's.
                     state.spinning += 1;
                     drop(state);
-                    let spin_until = Instant::now() + SPIN;
+                    let spin_until = Instant::now() + self.spin;
                     'spin: loop {
                         for _ in 0..64 {
                             if self.queued.load(Ordering::Relaxed) > 0 {
@@ -156,6 +186,10 @@ impl Pool {
                 .expect("blocking pool lock");
             state = next;
             state.idle -= 1;
+            // Whether woken or timed out (a wake-up and a timeout can cross): the count may
+            // only ever be too low, which costs a wake-up that was not needed, never too
+            // high, which would leave a call waiting.
+            state.woken = state.woken.saturating_sub(1);
             if waited.timed_out() && state.queue.is_empty() && state.threads > 1 {
                 state.threads -= 1;
                 return;
@@ -188,11 +222,15 @@ impl Pool {
                 .wait_timeout(state, STUCK_AFTER)
                 .expect("blocking pool lock");
             state = next;
-            // Stuck: every thread is inside a call. A thread between calls that has not run
-            // for a while (on a busy machine) is only waiting for a CPU: another would too.
-            let stuck =
-                state.started == started && !state.queue.is_empty() && state.busy == state.threads;
-            if stuck && state.threads < MAX_THREADS {
+            let waiting = state.started == started && !state.queue.is_empty();
+            if waiting && state.idle > 0 {
+                // A thread sleeps while calls wait (a wake-up it missed): wake it.
+                state.woken = (state.woken + 1).min(state.idle);
+                self.work.notify_one();
+            } else if waiting && state.busy == state.threads && state.threads < MAX_THREADS {
+                // Stuck: every thread is inside a call. (A thread between calls that has not
+                // run for a while, on a busy machine, is only waiting for a CPU: another
+                // thread would too.)
                 self.start_thread(&mut state);
             }
         }
@@ -237,5 +275,49 @@ mod tests {
         }
         let threads = pool.state.lock().unwrap().threads;
         assert!(threads < 64, "{threads} threads for short calls");
+    }
+
+    #[test]
+    fn a_queued_call_does_not_wait_behind_a_long_one_while_a_thread_is_idle() {
+        // A pool of its own whose threads wait awake for 5 s after a call: of two threads, one
+        // spins (it takes the next call) and the other sleeps.
+        let pool: &'static Pool = Box::leak(Box::new(Pool::with_spin(Duration::from_secs(5))));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (done, finished) = mpsc::channel();
+        for _ in 0..2 {
+            let (barrier, done) = (barrier.clone(), done.clone());
+            pool.submit(Box::new(move || {
+                barrier.wait();
+                done.send(()).unwrap();
+            }));
+        }
+        for _ in 0..2 {
+            finished.recv_timeout(Duration::from_secs(60)).unwrap();
+        }
+        // A long call and a short one queued together (as a burst of two is, before the
+        // spinning thread takes the first): the spinning thread takes the long call, and the
+        // short one must not wait for it (nor for the sleeping thread's idle timeout).
+        let (release, released) = mpsc::channel::<()>();
+        let (short_done, short_finished) = mpsc::channel();
+        {
+            let mut state = pool.state.lock().unwrap();
+            state.queue.push_back(Box::new(move || {
+                let _ = released.recv_timeout(Duration::from_secs(60));
+            }));
+            state
+                .queue
+                .push_back(Box::new(move || short_done.send(()).unwrap()));
+            pool.queued.store(2, Ordering::Relaxed);
+            pool.wake_for_queue(&mut state);
+        }
+        let started = Instant::now();
+        let waited = short_finished.recv_timeout(Duration::from_secs(60));
+        release.send(()).unwrap();
+        waited.expect("the short call ran");
+        assert!(
+            started.elapsed() < IDLE_EXIT / 2,
+            "the short call waited {:?} behind the long one",
+            started.elapsed()
+        );
     }
 }

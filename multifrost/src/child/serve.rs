@@ -483,20 +483,30 @@ impl<W: Worker> Server<W> {
                 correlation_id,
                 started,
             } = answer;
-            let payload = reply_for(
-                outcome,
-                &id,
-                function,
-                correlation_id.as_deref(),
-                started,
-                server.wide_integers,
-            );
             let key = (routing_id, id);
             server.running.lock().expect("running lock").remove(&key);
+            if answered.load(Ordering::Acquire) {
+                // Cancelled: its reply would not be sent, so it is not built either.
+                tracing::debug!(function, correlation_id, "call cancelled by the parent");
+                return;
+            }
+            // Building the reply runs the check and the log lines (a subscriber's code): should
+            // anything there panic, the caller still gets an answer.
+            let payload = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                reply_for(
+                    outcome,
+                    &key.1,
+                    function,
+                    correlation_id.as_deref(),
+                    started,
+                    server.wide_integers,
+                )
+            }))
+            .unwrap_or_else(|_| {
+                encode_error(&key.1, &format!("{function}: its reply could not be built"))
+            });
             if !answered.swap(true, Ordering::AcqRel) {
                 replies.send(key.0, payload);
-            } else {
-                tracing::debug!(function, correlation_id, "call cancelled by the parent");
             }
         }));
     }
