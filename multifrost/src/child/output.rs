@@ -59,6 +59,10 @@ pub(crate) struct CapturedStdio {
 struct Captured {
     kind: MessageKind,
     pipe: pipe::Receiver,
+    /// The same read end, read directly by `drain`: tokio's `try_read` answers "would block"
+    /// from its cached readiness, without reading, until its reactor has seen the pipe become
+    /// readable again, so bytes written just before a reply could be left for after it.
+    direct: File,
     /// Bytes of a line whose end has not arrived yet.
     partial: Vec<u8>,
     open: bool,
@@ -73,9 +77,13 @@ pub(crate) fn capture_stdio() -> std::io::Result<CapturedStdio> {
     let mut streams = Vec::new();
     for (fd, kind) in [(1, MessageKind::Stdout), (2, MessageKind::Stderr)] {
         let read_end: OwnedFd = redirect(fd)?.into();
+        let direct = File::from(read_end.try_clone()?);
         streams.push(Captured {
             kind,
+            // Makes the pipe non-blocking, for `direct` too (the flag belongs to the pipe's
+            // open file, which both descriptors share).
             pipe: pipe::Receiver::from_owned_fd(read_end)?,
+            direct,
             partial: Vec::new(),
             open: true,
         });
@@ -112,11 +120,24 @@ impl CapturedStdio {
     /// Reads what the pipes hold now, without waiting, up to `limit` bytes; the complete lines
     /// go to `lines`.
     pub fn read_available(&mut self, limit: usize, lines: &mut VecDeque<OutputLine>) {
+        self.read(limit, lines, false);
+    }
+
+    /// Reads up to `limit` bytes, through tokio (which then knows when to wake `readable`
+    /// again) or, with `direct`, straight from the pipes (what is in them now, whatever tokio
+    /// last saw).
+    fn read(&mut self, limit: usize, lines: &mut VecDeque<OutputLine>, direct: bool) {
         let mut budget = limit;
         let mut chunk = [0u8; 16 * 1024];
         for stream in self.streams.iter_mut().filter(|stream| stream.open) {
             while budget > 0 {
-                match stream.pipe.try_read(&mut chunk[..budget.min(16 * 1024)]) {
+                let room = &mut chunk[..budget.min(16 * 1024)];
+                let read = if direct {
+                    std::io::Read::read(&mut stream.direct, room)
+                } else {
+                    stream.pipe.try_read(room)
+                };
+                match read {
                     Ok(0) => {
                         stream.open = false;
                         if !stream.partial.is_empty() {
@@ -143,7 +164,7 @@ impl CapturedStdio {
 
     /// Reads the pipes dry (up to [`DRAIN_LIMIT`]): everything written before this call.
     pub fn drain(&mut self, lines: &mut VecDeque<OutputLine>) {
-        self.read_available(DRAIN_LIMIT, lines);
+        self.read(DRAIN_LIMIT, lines, true);
     }
 }
 
