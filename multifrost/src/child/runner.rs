@@ -64,6 +64,16 @@ impl<W: Worker> ChildRunner<W> {
         self
     }
 
+    /// The server for this worker and these settings.
+    fn server(&self) -> Arc<Server<W>> {
+        Server::new(
+            self.worker.clone(),
+            self.wide_integers,
+            self.limits,
+            self.auth_token.clone(),
+        )
+    }
+
     /// Limits applied to received calls (defaults: those of the Python implementation).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -141,14 +151,7 @@ impl<W: Worker> ChildRunner<W> {
             .connect(&endpoint)
             .await
             .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-        Server::new(
-            self.worker.clone(),
-            self.wide_integers,
-            self.limits,
-            self.auth_token,
-        )
-        .serve(socket, monitor, output, true)
-        .await
+        self.server().serve(socket, monitor, output, true).await
     }
 
     /// Connect mode: register the id, bind, serve, and unregister however serving ends.
@@ -165,14 +168,7 @@ impl<W: Worker> ChildRunner<W> {
         let served = match socket.bind(&endpoint).await {
             Ok(_) => {
                 tracing::info!(service_id, %endpoint, "service registered and listening");
-                Server::new(
-                    self.worker.clone(),
-                    self.wide_integers,
-                    self.limits,
-                    self.auth_token,
-                )
-                .serve(socket, monitor, None, false)
-                .await
+                self.server().serve(socket, monitor, None, false).await
             }
             Err(err) => Err(Error::Transport(format!(
                 "cannot listen on {endpoint}: {err}"

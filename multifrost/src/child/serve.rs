@@ -334,28 +334,25 @@ impl<W: Worker> Server<W> {
         replies: &Replies,
         current_thread: bool,
     ) {
-        let id = call.context.id.clone();
         let cancelled = call.context.cancel_flag();
         let deadline = call.context.deadline();
-        let correlation_id = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| call.context.correlation_id().map(str::to_owned))
-            .flatten();
+        let answer = Answer {
+            routing_id,
+            id: call.context.id.clone(),
+            correlation_id: tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| call.context.correlation_id().map(str::to_owned))
+                .flatten(),
+            started: std::time::Instant::now(),
+        };
         tracing::debug!(
             function = call.function.as_str(),
-            correlation_id,
+            correlation_id = answer.correlation_id.as_deref(),
             "call received"
         );
-        let started = std::time::Instant::now();
         // A call with a deadline needs a timer to be abandoned at it: it goes the way below.
         let call = if deadline.is_none() {
             match self.worker.clone().dispatch_blocking(call) {
                 Ok(job) => {
-                    let answer = Answer {
-                        routing_id,
-                        id,
-                        correlation_id,
-                        started,
-                    };
                     self.run_blocking_call(job, answer, cancelled, replies);
                     return;
                 }
@@ -372,19 +369,12 @@ impl<W: Worker> Server<W> {
         if current_thread {
             let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
             if let std::task::Poll::Ready(outcome) = dispatch.poll_unpin(&mut context) {
-                let payload = reply_for(
-                    outcome,
-                    &id,
-                    &function,
-                    correlation_id.as_deref(),
-                    started,
-                    self.wide_integers,
-                );
-                replies.send(routing_id, payload);
+                let payload = answer.reply(outcome, &function, self.wide_integers);
+                replies.send(answer.routing_id, payload);
                 return;
             }
         }
-        let key = (routing_id.clone(), id.clone());
+        let key = (answer.routing_id.clone(), answer.id.clone());
         let deadline = deadline.map(|at| {
             let left = at
                 .duration_since(std::time::SystemTime::now())
@@ -400,6 +390,7 @@ impl<W: Worker> Server<W> {
         let server = self.clone();
         let replies = replies.clone();
         tokio::spawn(async move {
+            let correlation_id = answer.correlation_id.as_deref();
             let until_deadline = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -415,9 +406,9 @@ impl<W: Worker> Server<W> {
                     server.running.lock().expect("running lock").remove(&key);
                     let message = format!(
                         "{function}: abandoned: its deadline passed after {:.3} s (metadata.deadline)",
-                        started.elapsed().as_secs_f64()
+                        answer.started.elapsed().as_secs_f64()
                     );
-                    replies.send(routing_id, encode_error(&id, &message));
+                    replies.send(answer.routing_id, encode_error(&answer.id, &message));
                     return;
                 }
             };
@@ -428,15 +419,8 @@ impl<W: Worker> Server<W> {
                 return;
             };
             server.running.lock().expect("running lock").remove(&key);
-            let payload = reply_for(
-                outcome,
-                &id,
-                &function,
-                correlation_id.as_deref(),
-                started,
-                server.wide_integers,
-            );
-            replies.send(routing_id, payload);
+            let payload = answer.reply(outcome, &function, server.wide_integers);
+            replies.send(answer.routing_id, payload);
         });
     }
 }
@@ -447,6 +431,36 @@ struct Answer {
     id: String,
     correlation_id: Option<String>,
     started: std::time::Instant,
+}
+
+impl Answer {
+    /// The reply to this call of `function` (see [`reply_for`]). Building it runs the check
+    /// and the log lines (a subscriber's code): should anything there panic, the caller still
+    /// gets an answer, and the thread building it (the runtime's, or one for sync methods)
+    /// goes on.
+    fn reply(
+        &self,
+        outcome: std::result::Result<std::result::Result<EncodedValue, CallError>, CaughtPanic>,
+        function: &str,
+        wide_integers: bool,
+    ) -> Vec<u8> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            reply_for(
+                outcome,
+                &self.id,
+                function,
+                self.correlation_id.as_deref(),
+                self.started,
+                wide_integers,
+            )
+        }))
+        .unwrap_or_else(|_| {
+            encode_error(
+                &self.id,
+                &format!("{function}: its reply could not be built"),
+            )
+        })
+    }
 }
 
 impl<W: Worker> Server<W> {
@@ -477,34 +491,16 @@ impl<W: Worker> Server<W> {
             // The location is taken by the panic hook, on this thread.
             let outcome =
                 std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(CaughtPanic::take);
-            let Answer {
-                routing_id,
-                id,
-                correlation_id,
-                started,
-            } = answer;
-            let key = (routing_id, id);
-            server.running.lock().expect("running lock").remove(&key);
             if answered.load(Ordering::Acquire) {
-                // Cancelled: its reply would not be sent, so it is not built either.
+                // Cancelled (the cancel took its entry out of `running`): its reply would not
+                // be sent, so it is not built either.
+                let correlation_id = answer.correlation_id.as_deref();
                 tracing::debug!(function, correlation_id, "call cancelled by the parent");
                 return;
             }
-            // Building the reply runs the check and the log lines (a subscriber's code): should
-            // anything there panic, the caller still gets an answer.
-            let payload = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                reply_for(
-                    outcome,
-                    &key.1,
-                    function,
-                    correlation_id.as_deref(),
-                    started,
-                    server.wide_integers,
-                )
-            }))
-            .unwrap_or_else(|_| {
-                encode_error(&key.1, &format!("{function}: its reply could not be built"))
-            });
+            let payload = answer.reply(outcome, function, server.wide_integers);
+            let key = (answer.routing_id, answer.id);
+            server.running.lock().expect("running lock").remove(&key);
             if !answered.swap(true, Ordering::AcqRel) {
                 replies.send(key.0, payload);
             }

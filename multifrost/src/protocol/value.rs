@@ -95,16 +95,17 @@ impl EncodedValue {
             let at = locate_limit(&buf, &limit, 0, limits);
             EncodeError::Limit { at, limit }
         })?;
-        let value = if summary.non_finite {
+        let (buf, summary) = if summary.non_finite {
             let buf = sanitize_non_finite(&buf);
             let summary = scan(&buf, limits).map_err(|limit| EncodeError::Limit {
                 at: ValuePath::default(),
                 limit,
             })?;
-            EncodedValue::from_validated(Bytes::from(buf), summary)
+            (buf, summary)
         } else {
-            EncodedValue::from_validated(Bytes::from(buf), summary)
+            (buf, summary)
         };
+        let value = EncodedValue::from_validated(Bytes::from(buf), summary);
         if value.bytes.len() > limits.max_message_len {
             return Err(EncodeError::Limit {
                 at: ValuePath::default(),
