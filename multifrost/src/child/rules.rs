@@ -228,6 +228,7 @@ impl DispatchRules {
                     .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
                 client_name: message.client_name.take(),
                 metadata,
+                deadline,
                 ..CallContext::default()
             },
             function,

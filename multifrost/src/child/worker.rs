@@ -135,6 +135,8 @@ pub struct CallContext {
     pub(crate) decoded_metadata: OnceLock<Vec<(Value, Value)>>,
     /// Set when the parent stops waiting: it cancelled the call, or its deadline passed.
     pub(crate) cancelled: Arc<AtomicBool>,
+    /// `metadata.deadline` (Unix seconds), read once when the call arrived.
+    pub(crate) deadline: Option<f64>,
 }
 
 impl CallContext {
@@ -200,6 +202,11 @@ impl CallContext {
     pub fn with_metadata(mut self, entries: Vec<(Value, Value)>) -> Self {
         self.metadata = EncodedValue::from_value(&Value::Map(entries)).ok();
         self.decoded_metadata = OnceLock::new();
+        self.deadline = self
+            .metadata
+            .as_ref()
+            .and_then(|metadata| map_entry(metadata.as_bytes(), DEADLINE_KEY))
+            .and_then(as_f64);
         self
     }
 
@@ -211,8 +218,7 @@ impl CallContext {
     /// When the caller stops waiting for this call, if it said (`metadata.deadline`, Unix
     /// seconds).
     pub fn deadline(&self) -> Option<SystemTime> {
-        let entry = map_entry(self.metadata.as_ref()?.as_bytes(), DEADLINE_KEY)?;
-        let secs = as_f64(entry)?;
+        let secs = self.deadline?;
         (secs.is_finite() && secs > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs))
     }
 }

@@ -274,6 +274,65 @@ impl OpenStack {
     }
 }
 
+/// The end of the value at `pos` when it is a leaf (not an array or map), checked as
+/// [`skip_value`] checks it; `None` for a container.
+fn skip_leaf(
+    buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) -> Result<Option<usize>, DecodeError> {
+    let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
+    let mut after_header = pos;
+    match read_header(buf, &mut after_header)? {
+        Header::Leaf { skip } => {
+            leaf_end(buf, marker, after_header, skip, limits, violation, summary).map(Some)
+        }
+        Header::Container { .. } => Ok(None),
+    }
+}
+
+/// The end of a leaf whose header (`marker`, announcing `skip` payload bytes) ends at `pos`,
+/// with what it tells about the value merged into `summary`.
+fn leaf_end(
+    buf: &[u8],
+    marker: u8,
+    pos: usize,
+    skip: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) -> Result<usize, DecodeError> {
+    if is_str_or_bin(marker) {
+        summary.str_bin_len = summary.str_bin_len.max(skip as u32);
+        if skip > limits.max_str_bin_len {
+            violation.get_or_insert(DecodeError::StrBinTooLong {
+                len: skip,
+                limit: limits.max_str_bin_len,
+            });
+        }
+    }
+    if buf.len() - pos < skip {
+        return Err(DecodeError::Truncated);
+    }
+    match marker {
+        // uint64 with its top bit set: above i64::MAX.
+        0xcf if buf[pos] & 0x80 != 0 => summary.wide_integer = true,
+        0xca => {
+            let bits = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
+            summary.non_finite |= !f32::from_bits(bits).is_finite();
+        }
+        0xcb => {
+            let mut bits = [0u8; 8];
+            bits.copy_from_slice(&buf[pos..pos + 8]);
+            summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
+        }
+        _ => {}
+    }
+    Ok(pos + skip)
+}
+
 /// Walks one complete value starting at `*pos` and returns the position just past it.
 ///
 /// `depth` is the nesting level of the value's container (0 for a top-level value). Structure
@@ -290,6 +349,11 @@ pub(crate) fn skip_value(
     violation: &mut Option<DecodeError>,
     summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
+    // Most values are scalars or strs (a message's every field but `args`, `result` and
+    // `metadata`): they need no stack of open containers.
+    if let Some(end) = skip_leaf(buf, pos, limits, violation, summary)? {
+        return Ok(end);
+    }
     // Per open container: the child values it has left and whether it is a map. A heap stack,
     // never the call stack.
     let mut open = OpenStack::default();
@@ -311,38 +375,7 @@ pub(crate) fn skip_value(
         }
         match read_header(buf, &mut pos)? {
             Header::Leaf { skip } => {
-                if is_str_or_bin(marker) {
-                    summary.str_bin_len = summary.str_bin_len.max(skip as u32);
-                    if skip > limits.max_str_bin_len {
-                        violation.get_or_insert(DecodeError::StrBinTooLong {
-                            len: skip,
-                            limit: limits.max_str_bin_len,
-                        });
-                    }
-                }
-                if buf.len() - pos < skip {
-                    return Err(DecodeError::Truncated);
-                }
-                match marker {
-                    // uint64 with its top bit set: above i64::MAX.
-                    0xcf if buf[pos] & 0x80 != 0 => summary.wide_integer = true,
-                    0xca => {
-                        let bits = u32::from_be_bytes([
-                            buf[pos],
-                            buf[pos + 1],
-                            buf[pos + 2],
-                            buf[pos + 3],
-                        ]);
-                        summary.non_finite |= !f32::from_bits(bits).is_finite();
-                    }
-                    0xcb => {
-                        let mut bits = [0u8; 8];
-                        bits.copy_from_slice(&buf[pos..pos + 8]);
-                        summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
-                    }
-                    _ => {}
-                }
-                pos += skip;
+                pos = leaf_end(buf, marker, pos, skip, limits, violation, summary)?;
             }
             Header::Container { children, items } => {
                 summary.items = summary.items.max(items as u32);

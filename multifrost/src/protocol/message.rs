@@ -56,16 +56,16 @@ impl MessageKind {
         }
     }
 
-    fn parse(text: &str) -> MessageKind {
+    fn parse(text: &[u8]) -> MessageKind {
         match text {
-            "call" => MessageKind::Call,
-            "response" => MessageKind::Response,
-            "error" => MessageKind::Error,
-            "stdout" => MessageKind::Stdout,
-            "stderr" => MessageKind::Stderr,
-            "heartbeat" => MessageKind::Heartbeat,
-            "shutdown" => MessageKind::Shutdown,
-            "cancel" => MessageKind::Cancel,
+            b"call" => MessageKind::Call,
+            b"response" => MessageKind::Response,
+            b"error" => MessageKind::Error,
+            b"stdout" => MessageKind::Stdout,
+            b"stderr" => MessageKind::Stderr,
+            b"heartbeat" => MessageKind::Heartbeat,
+            b"shutdown" => MessageKind::Shutdown,
+            b"cancel" => MessageKind::Cancel,
             _ => MessageKind::Unknown,
         }
     }
@@ -152,8 +152,10 @@ impl RawMessage {
                 return Ok(message);
             };
             let value_start = key_end;
-            let key = short_str(&buf[key_start..key_end]);
-            if key == Some("args") {
+            // Keys are compared as bytes: every key we know is ASCII, so a key that is not
+            // UTF-8 matches none of them, as it would after a UTF-8 check.
+            let key = str_bytes(&buf[key_start..key_end]);
+            if key == Some(b"args") {
                 // One walk both validates the arguments and finds where each one is.
                 let Some((items, end)) = array_items(buf, value_start, limits, &mut message)?
                 else {
@@ -181,26 +183,30 @@ impl RawMessage {
             let span = value_start..value_end;
             let text = || text_at(buf, span.clone());
             match key {
-                "app" => message.current_protocol = as_str(&buf[span]) == Some(APP_ID),
-                "id" => message.id = text(),
-                "type" => {
-                    message.kind =
-                        short_str(&buf[span]).map_or(MessageKind::Unknown, MessageKind::parse)
+                b"app" => {
+                    message.current_protocol = str_bytes(&buf[span]) == Some(APP_ID.as_bytes())
                 }
-                "function" => message.function = text(),
-                "namespace" => {
+                b"id" => message.id = text(),
+                b"type" => {
+                    message.kind =
+                        str_bytes(&buf[span]).map_or(MessageKind::Unknown, MessageKind::parse)
+                }
+                b"function" => message.function = text(),
+                b"namespace" => {
                     message.namespace = Some(if buf[value_start] == 0xc0 {
                         None
                     } else {
                         Some(text().unwrap_or_default())
                     })
                 }
-                "client_name" | "clientName" => message.client_name = text(),
-                "error" => message.error = text(),
-                "output" => message.output = text(),
-                "result" => message.result = Some((span, summary)),
-                ERROR_DATA_KEY => message.error_data = Some((span, summary)),
-                "metadata" => message.metadata = Some((span, summary)),
+                b"client_name" | b"clientName" => message.client_name = text(),
+                b"error" => message.error = text(),
+                b"output" => message.output = text(),
+                b"result" => message.result = Some((span, summary)),
+                b"metadata" => message.metadata = Some((span, summary)),
+                key if key == ERROR_DATA_KEY.as_bytes() => {
+                    message.error_data = Some((span, summary))
+                }
                 _ => {}
             }
         }
@@ -344,14 +350,21 @@ pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
     }
 }
 
-/// A str of at most 255 bytes at the start of `bytes` (map keys), borrowed.
-fn short_str(bytes: &[u8]) -> Option<&str> {
-    let (len, start) = match *bytes.first()? {
+/// The bytes of the str at the start of `bytes` (map keys, `app`, `type`), in any of the str
+/// formats, borrowed and not checked for UTF-8: only compared with known ASCII words.
+fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
+    let be = |n: usize| {
+        let len = bytes.get(1..1 + n)?;
+        Some(len.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
+    };
+    let (len, start): (usize, usize) = match *bytes.first()? {
         m @ 0xa0..=0xbf => ((m & 0x1f) as usize, 1),
-        0xd9 => (*bytes.get(1)? as usize, 2),
+        0xd9 => (be(1)?, 2),
+        0xda => (be(2)?, 3),
+        0xdb => (be(4)?, 5),
         _ => return None,
     };
-    std::str::from_utf8(bytes.get(start..start + len)?).ok()
+    bytes.get(start..start.checked_add(len)?)
 }
 
 fn text_at(buf: &[u8], span: Range<usize>) -> Option<String> {
@@ -410,4 +423,60 @@ fn array_items(
         }
     }
     Ok(Some((items, pos)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map of str keys and already-encoded values.
+    fn message(entries: &[(&[u8], &[u8])]) -> Bytes {
+        let mut buf = Vec::new();
+        rmp::encode::write_map_len(&mut buf, entries.len() as u32).unwrap();
+        for (key, value) in entries {
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(value);
+        }
+        Bytes::from(buf)
+    }
+
+    fn str16(text: &str) -> Vec<u8> {
+        let mut buf = vec![0xda];
+        buf.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        buf.extend_from_slice(text.as_bytes());
+        buf
+    }
+
+    fn fixstr(text: &str) -> Vec<u8> {
+        let mut buf = Vec::new();
+        rmp::encode::write_str(&mut buf, text).unwrap();
+        buf
+    }
+
+    #[test]
+    fn keys_and_words_in_any_str_format_are_read() {
+        let frame = message(&[
+            (&str16("app"), &str16(APP_ID)),
+            (&fixstr("type"), &str16("call")),
+            (&str16("id"), &fixstr("abc")),
+        ]);
+        let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
+        assert!(parsed.is_current_protocol());
+        assert_eq!(parsed.kind, MessageKind::Call);
+        assert_eq!(parsed.id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_key_that_is_not_utf8_is_ignored_and_a_text_field_that_is_not_is_dropped() {
+        let frame = message(&[
+            (&[0xa2, 0xff, 0xfe], &fixstr("ignored")),
+            (&fixstr("id"), &[0xa2, 0xff, 0xfe]),
+            (&fixstr("type"), &fixstr("response")),
+            (&fixstr("app"), &fixstr("comlink_ipc_v3")),
+        ]);
+        let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
+        assert_eq!(parsed.id, None);
+        assert_eq!(parsed.kind, MessageKind::Response);
+        assert!(!parsed.is_current_protocol());
+    }
 }
