@@ -50,7 +50,9 @@ pub struct MessageWriter {
 }
 
 impl MessageWriter {
-    /// Starts a message with `app`, `id`, `type` and `timestamp`, and room for `extra` more keys.
+    /// Starts a message with `app`, `id`, `type` and `timestamp`, announcing `extra` more keys,
+    /// with room for `capacity` more bytes (the extra keys and their values: a message that
+    /// outgrows its buffer is copied into one twice its size).
     pub fn new(kind: MessageKind, id: &str, extra: u32, capacity: usize) -> MessageWriter {
         MessageWriter::new_at(kind, id, extra, capacity, unix_now())
     }
@@ -138,7 +140,7 @@ impl MessageWriter {
 
 /// Encodes a `response` carrying an already-encoded result.
 pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
-    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, result.encoded_len());
+    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, 7 + result.encoded_len());
     writer.value_field("result", result);
     writer.finish()
 }
@@ -153,9 +155,11 @@ pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
 /// (`error_data`, an extension that v4 peers ignore).
 pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>) -> Vec<u8> {
     let error = quote(error, MAX_ERROR_TEXT);
-    let data_len = data.map_or(0, EncodedValue::encoded_len);
+    // The keys, a str header of at most 5 bytes, the text and the data.
+    let data_len = data.map_or(0, |data| 1 + ERROR_DATA_KEY.len() + data.encoded_len());
     let extra = 1 + u32::from(data.is_some());
-    let mut writer = MessageWriter::new(MessageKind::Error, id, extra, error.len() + data_len);
+    let capacity = 11 + error.len() + data_len;
+    let mut writer = MessageWriter::new(MessageKind::Error, id, extra, capacity);
     writer.str_field("error", &error);
     if let Some(data) = data {
         writer.value_field(ERROR_DATA_KEY, data);
@@ -165,7 +169,7 @@ pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>
 
 /// Encodes a `stdout` or `stderr` message.
 pub fn encode_output(kind: MessageKind, output: &str) -> Vec<u8> {
-    let mut writer = MessageWriter::new(kind, &new_id(), 1, output.len());
+    let mut writer = MessageWriter::new(kind, &new_id(), 1, 12 + output.len());
     writer.str_field("output", output);
     writer.finish()
 }
@@ -211,7 +215,7 @@ pub fn encode_heartbeat_reply(request: &RawMessage) -> Vec<u8> {
     entries.push((Value::from(HB_RESPONSE_KEY), Value::Boolean(true)));
     let mut metadata = Vec::new();
     rmpv::encode::write_value(&mut metadata, &Value::Map(entries)).expect("Vec write");
-    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, metadata.len());
+    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, 9 + metadata.len());
     writer.raw_field("metadata", &metadata);
     writer.finish()
 }
@@ -298,6 +302,48 @@ mod tests {
     use super::*;
     use crate::protocol::{DecodeError, Limits};
     use bytes::Bytes;
+
+    /// True when `message` was written into the buffer its writer started with: the estimates
+    /// leave a few bytes of slack, while a buffer that grew by small writes doubled (each of
+    /// these messages is over 100 bytes).
+    fn fitted(message: &[u8], capacity: usize) -> bool {
+        capacity <= message.len() + 64
+    }
+
+    #[test]
+    fn every_message_fits_the_buffer_it_was_started_in() {
+        let id = new_id();
+        let small = EncodedValue::encode(&3i64).unwrap();
+        let text = EncodedValue::encode(&"x".repeat(300)).unwrap();
+        for result in [&small, &text] {
+            let message = encode_response(&id, result);
+            assert!(fitted(&message, message.capacity()), "response");
+            let message = encode_error_with_data(&id, "it failed", Some(result));
+            assert!(fitted(&message, message.capacity()), "error with data");
+        }
+        let message = encode_error(&id, &"e".repeat(70_000));
+        assert!(fitted(&message, message.capacity()), "long error");
+        let message = encode_output(MessageKind::Stdout, "a line");
+        assert!(fitted(&message, message.capacity()), "output");
+        let metadata = [("trace".to_owned(), small.clone())];
+        let call = OutgoingCall {
+            id: &id,
+            function: "add",
+            args: &EncodedValue::encode(&(1, 2)).unwrap(),
+            namespace: "default",
+            client_name: Some("bench"),
+            timeout: Some(std::time::Duration::from_secs(5)),
+            metadata: &metadata,
+            auth_token: Some(&text),
+        };
+        let message = call.encode();
+        assert!(
+            fitted(&message, message.capacity()),
+            "call: {} of {}",
+            message.len(),
+            message.capacity()
+        );
+    }
 
     #[test]
     fn a_python_response_without_result_means_nil() {

@@ -137,6 +137,7 @@ pub(crate) enum Header {
 }
 
 /// Reads the header at `buf[*pos]`, advancing `pos` past it (not past the payload).
+#[inline]
 pub(crate) fn read_header(buf: &[u8], pos: &mut usize) -> Result<Header, DecodeError> {
     let marker = *buf.get(*pos).ok_or(DecodeError::Truncated)?;
     *pos += 1;
@@ -276,6 +277,7 @@ impl OpenStack {
 
 /// The end of the value at `pos` when it is a leaf (not an array or map), checked as
 /// [`skip_value`] checks it; `None` for a container.
+#[inline]
 fn skip_leaf(
     buf: &[u8],
     pos: usize,
@@ -295,6 +297,7 @@ fn skip_leaf(
 
 /// The end of a leaf whose header (`marker`, announcing `skip` payload bytes) ends at `pos`,
 /// with what it tells about the value merged into `summary`.
+#[inline]
 fn leaf_end(
     buf: &[u8],
     marker: u8,
