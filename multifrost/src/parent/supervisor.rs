@@ -206,15 +206,19 @@ impl Supervisor {
         options: &CallOptions,
     ) -> Result<EncodedValue> {
         let timeout = options.timeout.unwrap_or(self.config.default_timeout);
-        let deadline = timeout.map(|limit| Instant::now() + limit);
+        let now = Instant::now();
+        let deadline = timeout.map(|limit| now + limit);
         // The connection first: a call made during a start, a restart or a reconnect waits for
         // it, but never past its own deadline; a successful restart closes the circuit.
-        let connection = match self.state() {
-            // Live, the usual case: no wait (and no timer or wait in this future).
+        let (connection, started) = match self.state() {
+            // Live, the usual case: no wait (and no timer, wait or second clock read).
             State::Running(connection) if connection.pending.closed_error().is_none() => {
-                Ok(connection)
+                (Ok(connection), now)
             }
-            _ => Box::pin(self.connection_until(function, timeout, deadline)).await,
+            _ => {
+                let connection = Box::pin(self.connection_until(function, timeout, deadline)).await;
+                (connection, Instant::now())
+            }
         };
         let Some(admission) = self.breaker.admit() else {
             return Err(Error::CircuitOpen {
@@ -224,7 +228,6 @@ impl Supervisor {
         let namespace = options.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let correlation_id = options.correlation_id_value();
         tracing::trace!(worker = %self.name, function, namespace, correlation_id, "call start");
-        let started = Instant::now();
         let _in_flight = self.metrics.call_started();
         let mut record = DropRecord {
             metrics: &self.metrics,

@@ -44,6 +44,33 @@ impl MessageId {
     }
 }
 
+/// Appends `text` as a msgpack str in its shortest format (as `rmp::encode::write_str` does,
+/// without its generic writer).
+#[inline]
+fn put_str(buf: &mut Vec<u8>, text: &str) {
+    let len = text.len();
+    match len {
+        0..=31 => buf.push(0xa0 | len as u8),
+        32..=0xff => buf.extend_from_slice(&[0xd9, len as u8]),
+        0x100..=0xffff => {
+            buf.push(0xda);
+            buf.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            buf.push(0xdb);
+            buf.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(text.as_bytes());
+}
+
+/// Appends `value` as a msgpack float64.
+#[inline]
+fn put_f64(buf: &mut Vec<u8>, value: f64) {
+    buf.push(0xcb);
+    buf.extend_from_slice(&value.to_bits().to_be_bytes());
+}
+
 /// Builds an outgoing message map field by field, with the common keys first.
 pub struct MessageWriter {
     buf: Vec<u8>,
@@ -72,18 +99,18 @@ impl MessageWriter {
         writer.str_field("id", id);
         writer.str_field("type", kind.as_str());
         writer.key("timestamp");
-        rmp::encode::write_f64(&mut writer.buf, timestamp).expect("Vec write");
+        put_f64(&mut writer.buf, timestamp);
         writer
     }
 
     fn key(&mut self, key: &str) {
-        rmp::encode::write_str(&mut self.buf, key).expect("Vec write");
+        put_str(&mut self.buf, key);
     }
 
     /// Adds a str field.
     pub fn str_field(&mut self, key: &str, value: &str) -> &mut Self {
         self.key(key);
-        rmp::encode::write_str(&mut self.buf, value).expect("Vec write");
+        put_str(&mut self.buf, value);
         self
     }
 
@@ -126,7 +153,7 @@ impl MessageWriter {
         self.key(key);
         rmp::encode::write_map_len(&mut self.buf, entries.len() as u32).expect("Vec write");
         for (k, v) in entries {
-            rmp::encode::write_str(&mut self.buf, k).expect("Vec write");
+            put_str(&mut self.buf, k);
             self.buf.extend_from_slice(v);
         }
         self
@@ -279,18 +306,18 @@ impl OutgoingCall<'_> {
         writer.key("metadata");
         let buf = &mut writer.buf;
         rmp::encode::write_map_len(buf, entries).expect("Vec write");
-        rmp::encode::write_str(buf, TIMESTAMP_SENT_KEY).expect("Vec write");
-        rmp::encode::write_f64(buf, now).expect("Vec write");
+        put_str(buf, TIMESTAMP_SENT_KEY);
+        put_f64(buf, now);
         if let Some(limit) = self.timeout {
-            rmp::encode::write_str(buf, DEADLINE_KEY).expect("Vec write");
-            rmp::encode::write_f64(buf, now + limit.as_secs_f64()).expect("Vec write");
+            put_str(buf, DEADLINE_KEY);
+            put_f64(buf, now + limit.as_secs_f64());
         }
         for (key, value) in self.metadata {
-            rmp::encode::write_str(buf, key).expect("Vec write");
+            put_str(buf, key);
             buf.extend_from_slice(value.as_bytes());
         }
         if let Some(token) = self.auth_token {
-            rmp::encode::write_str(buf, AUTH_TOKEN_KEY).expect("Vec write");
+            put_str(buf, AUTH_TOKEN_KEY);
             buf.extend_from_slice(token.as_bytes());
         }
         writer.finish()
@@ -343,6 +370,23 @@ mod tests {
             message.len(),
             message.capacity()
         );
+    }
+
+    #[test]
+    fn strs_and_floats_are_written_as_rmp_writes_them() {
+        for len in [0, 1, 31, 32, 255, 256, 65_535, 65_536] {
+            let text = "x".repeat(len);
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            put_str(&mut ours, &text);
+            rmp::encode::write_str(&mut theirs, &text).unwrap();
+            assert!(ours == theirs, "a str of {len} bytes");
+        }
+        for value in [0.0, -1.5, f64::MAX, f64::NAN] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            put_f64(&mut ours, value);
+            rmp::encode::write_f64(&mut theirs, value).unwrap();
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

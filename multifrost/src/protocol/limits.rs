@@ -275,6 +275,41 @@ impl OpenStack {
     }
 }
 
+/// The end of the value at `pos` when it is one of the leaves every message is mostly made of
+/// (a fixstr or str8, a float64, a fixint, nil or a bool) and is all there, checked as
+/// [`skip_value`] checks it; `None` for anything else, which the general walk then reads.
+#[inline(always)]
+fn skip_common(
+    buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) -> Option<usize> {
+    let (len, start) = match *buf.get(pos)? {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => return Some(pos + 1),
+        0xcb => {
+            let bits: [u8; 8] = buf.get(pos + 1..pos + 9)?.try_into().ok()?;
+            summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
+            return Some(pos + 9);
+        }
+        marker @ 0xa0..=0xbf => ((marker & 0x1f) as usize, pos + 1),
+        0xd9 => (*buf.get(pos + 1)? as usize, pos + 2),
+        _ => return None,
+    };
+    if start + len > buf.len() {
+        return None; // Truncated: the general walk says so.
+    }
+    summary.str_bin_len = summary.str_bin_len.max(len as u32);
+    if len > limits.max_str_bin_len {
+        violation.get_or_insert(DecodeError::StrBinTooLong {
+            len,
+            limit: limits.max_str_bin_len,
+        });
+    }
+    Some(start + len)
+}
+
 /// The end of the value at `pos` when it is a leaf (not an array or map), checked as
 /// [`skip_value`] checks it; `None` for a container.
 #[inline]
@@ -344,7 +379,26 @@ fn leaf_end(
 /// other limit violations are recorded in `violation` (the first one wins) and the walk goes on,
 /// so that the caller can still read the rest of the message, such as the call id to answer.
 /// What the walk learns about the value is merged into `summary`.
+#[inline]
 pub(crate) fn skip_value(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) -> Result<usize, DecodeError> {
+    // Most values are scalars or strs (a message's every field but `args`, `result` and
+    // `metadata`): the commonest of them are read here, without a call or a header read.
+    match skip_common(buf, pos, limits, violation, summary) {
+        Some(end) => Ok(end),
+        None => walk_value(buf, pos, depth, limits, violation, summary),
+    }
+}
+
+/// [`skip_value`] for any value.
+#[inline(never)]
+fn walk_value(
     buf: &[u8],
     mut pos: usize,
     depth: usize,
@@ -352,8 +406,7 @@ pub(crate) fn skip_value(
     violation: &mut Option<DecodeError>,
     summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
-    // Most values are scalars or strs (a message's every field but `args`, `result` and
-    // `metadata`): they need no stack of open containers.
+    // The other leaves need no stack of open containers either.
     if let Some(end) = skip_leaf(buf, pos, limits, violation, summary)? {
         return Ok(end);
     }
