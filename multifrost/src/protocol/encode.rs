@@ -64,6 +64,33 @@ fn put_str(buf: &mut Vec<u8>, text: &str) {
     buf.extend_from_slice(text.as_bytes());
 }
 
+/// The encoded size of a str of `len` bytes.
+fn str_size(len: usize) -> usize {
+    len + match len {
+        0..=31 => 1,
+        32..=0xff => 2,
+        0x100..=0xffff => 3,
+        _ => 5,
+    }
+}
+
+/// The encoded size of a map header announcing `entries` entries.
+fn map_header_size(entries: u32) -> usize {
+    match entries {
+        0..=15 => 1,
+        16..=0xffff => 3,
+        _ => 5,
+    }
+}
+
+/// The encoded size of a str field (key and value).
+fn str_field_size(key: &str, value: &str) -> usize {
+    str_size(key.len()) + str_size(value.len())
+}
+
+/// The encoded size of a float64.
+const F64_SIZE: usize = 9;
+
 /// Appends `value` as a msgpack float64.
 #[inline]
 fn put_f64(buf: &mut Vec<u8>, value: f64) {
@@ -78,8 +105,9 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts a message with `app`, `id`, `type` and `timestamp`, announcing `extra` more keys,
-    /// with room for `capacity` more bytes (the extra keys and their values: a message that
-    /// outgrows its buffer is copied into one twice its size).
+    /// with room for `capacity` more bytes: the extra keys and their values. A message that
+    /// outgrows its buffer is copied into one twice its size; one that fills it exactly becomes
+    /// a frame without an allocation of its own (`Bytes::from` a full `Vec`).
     pub fn new(kind: MessageKind, id: &str, extra: u32, capacity: usize) -> MessageWriter {
         MessageWriter::new_at(kind, id, extra, capacity, unix_now())
     }
@@ -92,7 +120,13 @@ impl MessageWriter {
         capacity: usize,
         timestamp: f64,
     ) -> MessageWriter {
-        let mut buf = Vec::with_capacity(64 + id.len() + capacity);
+        let common = map_header_size(4 + extra)
+            + str_field_size("app", APP_ID)
+            + str_field_size("id", id)
+            + str_field_size("type", kind.as_str())
+            + str_size("timestamp".len())
+            + F64_SIZE;
+        let mut buf = Vec::with_capacity(common + capacity);
         rmp::encode::write_map_len(&mut buf, 4 + extra).expect("Vec write");
         let mut writer = MessageWriter { buf };
         writer.str_field("app", APP_ID);
@@ -167,7 +201,8 @@ impl MessageWriter {
 
 /// Encodes a `response` carrying an already-encoded result.
 pub fn encode_response(id: &str, result: &EncodedValue) -> Vec<u8> {
-    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, 7 + result.encoded_len());
+    let capacity = str_size("result".len()) + result.encoded_len();
+    let mut writer = MessageWriter::new(MessageKind::Response, id, 1, capacity);
     writer.value_field("result", result);
     writer.finish()
 }
@@ -276,18 +311,34 @@ impl OutgoingCall<'_> {
             bytes => bytes,
         };
         let extra = 4 + self.client_name.is_some() as u32;
-        let metadata_len: usize = self
-            .metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.encoded_len() + 5)
-            .sum::<usize>()
-            + self.auth_token.map_or(0, |t| t.encoded_len() + 16);
-        let capacity = args.len()
-            + self.function.len()
-            + self.namespace.len()
-            + self.client_name.map_or(0, |n| n.len() + 16)
-            + metadata_len
-            + 96;
+        let entries = 1
+            + u32::from(self.timeout.is_some())
+            + self.metadata.len() as u32
+            + u32::from(self.auth_token.is_some());
+        // The exact size, so that the frame made of it needs no allocation of its own.
+        let metadata_len = map_header_size(entries)
+            + str_size(TIMESTAMP_SENT_KEY.len())
+            + F64_SIZE
+            + self
+                .timeout
+                .map_or(0, |_| str_size(DEADLINE_KEY.len()) + F64_SIZE)
+            + self
+                .metadata
+                .iter()
+                .map(|(key, value)| str_size(key.len()) + value.encoded_len())
+                .sum::<usize>()
+            + self.auth_token.map_or(0, |token| {
+                str_size(AUTH_TOKEN_KEY.len()) + token.encoded_len()
+            });
+        let capacity = str_field_size("function", self.function)
+            + str_size("args".len())
+            + args.len()
+            + str_field_size("namespace", self.namespace)
+            + self
+                .client_name
+                .map_or(0, |name| str_field_size("client_name", name))
+            + str_size("metadata".len())
+            + metadata_len;
         // One clock read for the message's timestamp, timestamp_sent and the deadline.
         let now = unix_now();
         let mut writer = MessageWriter::new_at(MessageKind::Call, self.id, extra, capacity, now);
@@ -299,10 +350,6 @@ impl OutgoingCall<'_> {
         }
         // metadata: timestamp_sent, the deadline, the user's entries and the token, written in
         // place.
-        let entries = 1
-            + u32::from(self.timeout.is_some())
-            + self.metadata.len() as u32
-            + u32::from(self.auth_token.is_some());
         writer.key("metadata");
         let buf = &mut writer.buf;
         rmp::encode::write_map_len(buf, entries).expect("Vec write");
@@ -314,7 +361,9 @@ impl OutgoingCall<'_> {
         }
         for (key, value) in self.metadata {
             put_str(buf, key);
-            buf.extend_from_slice(value.as_bytes());
+            for piece in value.pieces() {
+                buf.extend_from_slice(piece);
+            }
         }
         if let Some(token) = self.auth_token {
             put_str(buf, AUTH_TOKEN_KEY);
@@ -344,7 +393,11 @@ mod tests {
         let text = EncodedValue::encode(&"x".repeat(300)).unwrap();
         for result in [&small, &text] {
             let message = encode_response(&id, result);
-            assert!(fitted(&message, message.capacity()), "response");
+            assert_eq!(
+                message.len(),
+                message.capacity(),
+                "a response fills its buffer"
+            );
             let message = encode_error_with_data(&id, "it failed", Some(result));
             assert!(fitted(&message, message.capacity()), "error with data");
         }
@@ -364,11 +417,19 @@ mod tests {
             auth_token: Some(&text),
         };
         let message = call.encode();
-        assert!(
-            fitted(&message, message.capacity()),
-            "call: {} of {}",
+        assert_eq!(message.len(), message.capacity(), "a call fills its buffer");
+        let bare = OutgoingCall {
+            client_name: None,
+            timeout: None,
+            metadata: &[],
+            auth_token: None,
+            ..call
+        };
+        let message = bare.encode();
+        assert_eq!(
             message.len(),
-            message.capacity()
+            message.capacity(),
+            "a bare call fills its buffer"
         );
     }
 
