@@ -228,7 +228,7 @@ pub fn child_dispatch(data: &[u8]) {
         }
         match parsed.kind {
             MessageKind::Response => typed_decodes(&parsed.result()),
-            MessageKind::Error => assert!(parsed.error.is_some(), "an error reply without text"),
+            MessageKind::Error => assert!(parsed.error().is_some(), "an error reply without text"),
             MessageKind::Heartbeat => {}
             other => panic!("the child answered with a {other:?}"),
         }

@@ -149,7 +149,7 @@ fn decoding_a_deeply_nested_frame_allocates_a_bounded_amount() {
         drop(value);
         let (message, peak) = peak_allocation_of(|| RawMessage::parse(frame.clone(), &limits));
         let message = message.expect("a call over the depth limit still parses");
-        assert_eq!(message.id.as_deref(), Some("deep-call"), "{name}");
+        assert_eq!(message.id(), Some("deep-call"), "{name}");
         assert_eq!(
             message.violation,
             Some(multifrost::protocol::DecodeError::TooDeep { limit: 256 }),

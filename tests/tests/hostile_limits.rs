@@ -28,7 +28,7 @@ fn assert_refused(reply: &RawMessage, needle: &str) {
         "expected an error reply, got {:?}",
         reply.kind
     );
-    let text = reply.error.as_deref().unwrap_or("");
+    let text = reply.error().unwrap_or("");
     assert!(
         text.contains(needle),
         "error {text:?} does not name the limit ({needle:?})"
@@ -51,7 +51,7 @@ async fn calls_over_a_limit_get_an_error_reply_naming_the_limit() {
         reply.kind,
         MessageKind::Response,
         "exactly 10 MiB is allowed: {:?}",
-        reply.error
+        reply.error()
     );
     assert_eq!(reply.result().decode::<String>().unwrap().len(), TEN_MIB);
     // Arrays and maps: 100,000 items.
@@ -69,7 +69,7 @@ async fn calls_over_a_limit_get_an_error_reply_naming_the_limit() {
         reply.kind,
         MessageKind::Response,
         "exactly 100,000 items is allowed: {:?}",
-        reply.error
+        reply.error()
     );
     // Depth: the message map is level 1 and `args` level 2, so an argument of 254 nested arrays
     // reaches the limit of 256 and one of 255 goes over it.
@@ -82,7 +82,7 @@ async fn calls_over_a_limit_get_an_error_reply_naming_the_limit() {
         reply.kind,
         MessageKind::Response,
         "depth 256 is allowed: {:?}",
-        reply.error
+        reply.error()
     );
     // The whole message: 64 MiB.
     let bin = fuzzing::big_bin(TEN_MIB);
@@ -123,7 +123,7 @@ async fn an_over_limit_call_through_the_parent_fails_with_the_limit_named() {
 
 /// What the fake child answers to one call.
 fn fake_child_replies(call: &RawMessage) -> Vec<Vec<u8>> {
-    let id = call.id.clone().unwrap_or_default();
+    let id = call.id().unwrap_or_default().to_owned();
     let args = call.args().unwrap_or_default();
     let response_with = |raw: &[u8]| {
         encode_response(
@@ -140,7 +140,7 @@ fn fake_child_replies(call: &RawMessage) -> Vec<Vec<u8>> {
             .expect("valid msgpack"),
         )
     };
-    match call.function.as_deref().unwrap_or("") {
+    match call.function().unwrap_or("") {
         "add" => {
             let a: i64 = args[0].decode().unwrap();
             let b: i64 = args[1].decode().unwrap();

@@ -38,8 +38,7 @@ fn safe_for_hand_worker(payload: &[u8]) -> bool {
         Ok(message) => {
             message.kind != MessageKind::Shutdown
                 && !message
-                    .function
-                    .as_deref()
+                    .function()
                     .is_some_and(|f| UNSAFE_FUNCTIONS.contains(&f))
         }
         Err(_) => true,
@@ -255,7 +254,7 @@ async fn fuzz_child_over_a_real_socket(messages: usize) {
             let Ok(reply) = RawMessage::parse(payload, &Limits::default()) else {
                 panic!("the child sent a reply that does not parse");
             };
-            let Some(id) = reply.id.clone() else {
+            let Some(id) = reply.id().map(str::to_owned) else {
                 other_replies += 1;
                 continue;
             };
@@ -265,7 +264,7 @@ async fn fuzz_child_over_a_real_socket(messages: usize) {
                         reply.kind,
                         MessageKind::Response,
                         "valid add {id} failed: {:?}",
-                        reply.error
+                        reply.error()
                     );
                     assert_eq!(
                         reply.result().decode::<i64>().ok(),

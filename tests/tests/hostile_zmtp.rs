@@ -118,7 +118,7 @@ impl ZmtpPeer {
                 continue; // the empty delimiter, or a command
             }
             let reply = RawMessage::parse(body.into(), &Limits::default()).expect("a reply");
-            if reply.id.as_deref() == Some(id.as_str()) {
+            if reply.id() == Some(id.as_str()) {
                 return reply.result().decode().expect("a sum");
             }
         }

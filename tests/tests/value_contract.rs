@@ -327,7 +327,7 @@ impl Stranger {
                 .expect("receive");
             let payload = frames.into_vec().pop().expect("a payload frame");
             let reply = RawMessage::parse(payload, &Limits::default()).expect("a reply");
-            if reply.id.as_deref() == Some(id.as_str()) {
+            if reply.id() == Some(id.as_str()) {
                 return reply;
             }
         }
@@ -358,13 +358,9 @@ async fn a_shutdown_without_the_token_leaves_the_service_running() {
     let reply = stranger.call("add").await;
     assert_eq!(reply.kind, MessageKind::Error);
     assert!(
-        reply
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("Unauthorized"),
+        reply.error().unwrap_or("").starts_with("Unauthorized"),
         "{:?}",
-        reply.error
+        reply.error()
     );
     assert!(
         service.try_wait().unwrap().is_none(),

@@ -128,7 +128,7 @@ impl DispatchRules {
 
     /// What to do with one received payload.
     pub fn decide(&self, payload: Bytes) -> Decision {
-        let mut message = match RawMessage::parse(payload, &self.limits) {
+        let message = match RawMessage::parse(payload, &self.limits) {
             Ok(message) => message,
             Err(err) => return Decision::Ignore(Ignored::Malformed(err.to_string())),
         };
@@ -145,8 +145,8 @@ impl DispatchRules {
                 Decision::Ignore(Ignored::UnauthorizedShutdown)
             }
             MessageKind::Shutdown => Decision::Stop,
-            MessageKind::Cancel => match message.id.take() {
-                Some(id) if self.authorized(&message) => Decision::Cancel(id),
+            MessageKind::Cancel => match message.id() {
+                Some(id) if self.authorized(&message) => Decision::Cancel(id.to_owned()),
                 Some(_) => Decision::Ignore(Ignored::UnauthorizedCancel),
                 None => Decision::Ignore(Ignored::NoId),
             },
@@ -154,8 +154,8 @@ impl DispatchRules {
         }
     }
 
-    fn decide_call(&self, mut message: RawMessage) -> Decision {
-        let Some(id) = message.id.take() else {
+    fn decide_call(&self, message: RawMessage) -> Decision {
+        let Some(id) = message.id().map(str::to_owned) else {
             return Decision::Ignore(Ignored::NoId);
         };
         let refuse = |error: CallError| Decision::Refuse {
@@ -168,18 +168,19 @@ impl DispatchRules {
         if let Some(violation) = &message.violation {
             return refuse(CallError::new(format!("Message rejected: {violation}")));
         }
-        match &message.namespace {
+        let namespace = message.namespace();
+        match namespace {
             None => {}
-            Some(Some(ns)) if *ns == self.namespace => {}
+            Some(Some(ns)) if ns == self.namespace => {}
             Some(other) => {
                 return refuse(CallError::new(format!(
                     "Namespace mismatch: call for namespace '{}' reached worker in namespace '{}'",
-                    quote(other.as_deref().unwrap_or("nil"), CallError::MAX_QUOTED),
+                    quote(other.unwrap_or("nil"), CallError::MAX_QUOTED),
                     self.namespace
                 )))
             }
         }
-        let Some(function) = message.function.take() else {
+        let Some(function) = message.function().map(str::to_owned) else {
             return refuse(CallError::new("Message missing 'function' field"));
         };
         if function.starts_with('_') {
@@ -221,12 +222,8 @@ impl DispatchRules {
             args,
             context: CallContext {
                 id,
-                namespace: message
-                    .namespace
-                    .take()
-                    .flatten()
-                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-                client_name: message.client_name.take(),
+                namespace: namespace.flatten().unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+                client_name: message.client_name().map(str::to_owned),
                 metadata,
                 deadline,
                 ..CallContext::default()

@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 use super::in_flight::{InFlightBudget, NoSlot, Slot};
 use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
-use super::pending::{PendingCalls, PendingGuard};
+use super::pending::{self, PendingCalls, PendingGuard};
 use crate::error::Error;
 use crate::protocol::{
     encode_cancel, encode_heartbeat, encode_shutdown, unix_now, EncodedValue, Limits, MessageId,
@@ -240,8 +240,7 @@ impl Connection {
                 &self.worker,
                 function,
                 reply
-                    .error
-                    .as_deref()
+                    .error()
                     .unwrap_or("error reply without an 'error' text"),
                 reply.error_data(),
             )),
@@ -320,7 +319,7 @@ async fn receive_loop(
         };
         // Whatever it is, the child sent it: it is alive.
         connection.heard();
-        let mut message = match RawMessage::parse(transport::payload(&frames), &limits) {
+        let message = match RawMessage::parse(transport::payload(&frames), &limits) {
             Ok(message) => message,
             Err(err) => {
                 tracing::warn!(worker = %connection.worker, "ignoring a malformed message: {err}");
@@ -332,9 +331,13 @@ async fn receive_loop(
         }
         match message.kind {
             MessageKind::Response | MessageKind::Error | MessageKind::Heartbeat => {
-                let Some(id) = message.id.take() else {
+                // Every message of ours has a 36-byte id: a reply with another one answers
+                // nothing that waits. The id is copied out, as the message itself is handed on.
+                let Some(key) = message.id().and_then(pending::key) else {
+                    tracing::debug!(worker = %connection.worker, id = message.id(), "reply for a call nobody waits for");
                     continue;
                 };
+                let id = std::str::from_utf8(&key).expect("copied from a str");
                 let reply = match &message.violation {
                     None => Ok(message),
                     Some(violation) => Err(Error::protocol(
@@ -342,11 +345,11 @@ async fn receive_loop(
                         format!("reply rejected: {violation}"),
                     )),
                 };
-                let seq = connection.pending.complete(&id, reply);
+                let seq = connection.pending.complete(id, reply);
                 if seq.is_none() {
                     tracing::debug!(worker = %connection.worker, id, "reply for a call nobody waits for");
                 }
-                connection.budget.child_read_up_to(&id, seq);
+                connection.budget.child_read_up_to(id, seq);
             }
             MessageKind::Stdout | MessageKind::Stderr => {
                 let stream = if message.kind == MessageKind::Stdout {
@@ -357,7 +360,7 @@ async fn receive_loop(
                 output.emit(OutputEvent {
                     worker: &connection.worker,
                     stream,
-                    text: message.output.as_deref().unwrap_or(""),
+                    text: message.output().unwrap_or(""),
                     from_message: true,
                 });
             }

@@ -13,10 +13,10 @@ use crate::protocol::RawMessage;
 pub(crate) type Reply = Result<RawMessage, Error>;
 
 /// An id of this process's messages as the table's key: UUID text, 36 bytes, kept in place.
-type IdKey = [u8; 36];
+pub(crate) type IdKey = [u8; 36];
 
 /// The key of `id`; `None` for an id of another length, which no message of ours has.
-fn key(id: &str) -> Option<IdKey> {
+pub(crate) fn key(id: &str) -> Option<IdKey> {
     id.as_bytes().try_into().ok()
 }
 

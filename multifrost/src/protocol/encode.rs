@@ -271,7 +271,7 @@ pub fn encode_heartbeat(id: &str, sent_at: f64) -> Vec<u8> {
 
 /// Encodes a child's heartbeat answer: same id, the original metadata plus `hb_response: true`.
 pub fn encode_heartbeat_reply(request: &RawMessage) -> Vec<u8> {
-    let id = request.id.as_deref().unwrap_or("");
+    let id = request.id().unwrap_or("");
     let mut entries = request.metadata();
     entries.retain(|(k, _)| k.as_str() != Some(HB_RESPONSE_KEY));
     entries.push((Value::from(HB_RESPONSE_KEY), Value::Boolean(true)));
@@ -469,9 +469,9 @@ mod tests {
         writer.str_field("clientName", "node");
         let message = RawMessage::parse(Bytes::from(writer.finish()), &Limits::default()).unwrap();
         assert_eq!(message.kind, MessageKind::Call);
-        assert_eq!(message.id.as_deref(), Some("id-1"));
-        assert_eq!(message.function.as_deref(), Some("add"));
-        assert_eq!(message.client_name.as_deref(), Some("node"));
+        assert_eq!(message.id(), Some("id-1"));
+        assert_eq!(message.function(), Some("add"));
+        assert_eq!(message.client_name(), Some("node"));
         let args = message.args().unwrap();
         assert_eq!(args.len(), 2);
         assert_eq!(args[1].decode::<String>().unwrap(), "x");
@@ -488,7 +488,7 @@ mod tests {
         deep.push(0xc0);
         writer.array_field("args", [&deep[..]].into_iter());
         let message = RawMessage::parse(Bytes::from(writer.finish()), &Limits::default()).unwrap();
-        assert_eq!(message.id.as_deref(), Some("deep-1"));
+        assert_eq!(message.id(), Some("deep-1"));
         assert_eq!(message.kind, MessageKind::Call);
         assert_eq!(message.violation, Some(DecodeError::TooDeep { limit: 256 }));
     }
@@ -499,7 +499,7 @@ mod tests {
         let bytes = encode_error_with_data("e-1", "cannot divide", Some(&data));
         let message = RawMessage::parse(Bytes::from(bytes), &Limits::default()).unwrap();
         assert_eq!(message.kind, MessageKind::Error);
-        assert_eq!(message.error.as_deref(), Some("cannot divide"));
+        assert_eq!(message.error(), Some("cannot divide"));
         assert_eq!(message.error_data(), Some(data));
         let plain = encode_error("e-2", "cannot divide");
         let message = RawMessage::parse(Bytes::from(plain), &Limits::default()).unwrap();

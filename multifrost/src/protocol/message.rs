@@ -78,20 +78,16 @@ pub struct RawMessage {
     /// Whether `app` is this protocol's, or absent (Python accepts a message without `app`
     /// as v4).
     current_protocol: bool,
-    /// `id`: the message's own, or that of the call a reply answers.
-    pub id: Option<String>,
+    /// The text fields, as spans of UTF-8 in `frame` (see their accessors).
+    id: Option<Range<usize>>,
     /// `type`.
     pub kind: MessageKind,
-    /// `function`, in a call.
-    pub function: Option<String>,
-    /// `namespace`: `None` when absent, `Some(None)` when nil.
-    pub namespace: Option<Option<String>>,
-    /// `client_name`, or Node's `clientName`.
-    pub client_name: Option<String>,
-    /// `error`, in an error reply.
-    pub error: Option<String>,
-    /// `output`, in a stdout or stderr message.
-    pub output: Option<String>,
+    function: Option<Range<usize>>,
+    /// `None` when absent, `Some(None)` when nil.
+    namespace: Option<Option<Range<usize>>>,
+    client_name: Option<Range<usize>>,
+    error: Option<Range<usize>>,
+    output: Option<Range<usize>>,
     /// Each argument's bytes, with what the scan found in it.
     args: Option<Vec<(Range<usize>, Summary)>>,
     result: Option<(Range<usize>, Summary)>,
@@ -196,7 +192,7 @@ impl RawMessage {
                     message.namespace = Some(if buf[value_start] == 0xc0 {
                         None
                     } else {
-                        Some(text().unwrap_or_default())
+                        Some(text().unwrap_or(value_end..value_end))
                     })
                 }
                 b"client_name" | b"clientName" => message.client_name = text(),
@@ -219,6 +215,46 @@ impl RawMessage {
     /// True when the message is for this protocol version (a missing `app` counts, as in Python).
     pub fn is_current_protocol(&self) -> bool {
         self.current_protocol
+    }
+
+    /// The text at `span` of the frame, if the field was a str of valid UTF-8.
+    fn text(&self, span: &Option<Range<usize>>) -> Option<&str> {
+        std::str::from_utf8(&self.frame[span.clone()?]).ok()
+    }
+
+    /// `id`: the message's own, or that of the call a reply answers. Like every text field,
+    /// `None` when absent or not a str of valid UTF-8.
+    pub fn id(&self) -> Option<&str> {
+        self.text(&self.id)
+    }
+
+    /// `function`, in a call.
+    pub fn function(&self) -> Option<&str> {
+        self.text(&self.function)
+    }
+
+    /// `namespace`: `None` when absent, `Some(None)` when nil (a value of another type reads as
+    /// the empty namespace).
+    pub fn namespace(&self) -> Option<Option<&str>> {
+        self.namespace.as_ref().map(|span| {
+            span.as_ref()
+                .map(|span| self.text(&Some(span.clone())).unwrap_or(""))
+        })
+    }
+
+    /// `client_name`, or Node's `clientName`.
+    pub fn client_name(&self) -> Option<&str> {
+        self.text(&self.client_name)
+    }
+
+    /// `error`, in an error reply.
+    pub fn error(&self) -> Option<&str> {
+        self.text(&self.error)
+    }
+
+    /// `output`, in a stdout or stderr message.
+    pub fn output(&self) -> Option<&str> {
+        self.text(&self.output)
     }
 
     /// The encoded positional arguments of a call; `None` when `args` was absent.
@@ -367,8 +403,12 @@ fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
     bytes.get(start..start.checked_add(len)?)
 }
 
-fn text_at(buf: &[u8], span: Range<usize>) -> Option<String> {
-    as_str(&buf[span]).map(str::to_owned)
+/// Where the text of the str value at `span` is, if it is a str of valid UTF-8.
+fn text_at(buf: &[u8], span: Range<usize>) -> Option<Range<usize>> {
+    let value = &buf[span.clone()];
+    let text = as_str(value)?;
+    let start = span.end - text.len();
+    Some(start..span.end)
 }
 
 /// The items of the `args` array starting at `start`, each with what its walk found, and the
@@ -463,7 +503,7 @@ mod tests {
         let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
         assert!(parsed.is_current_protocol());
         assert_eq!(parsed.kind, MessageKind::Call);
-        assert_eq!(parsed.id.as_deref(), Some("abc"));
+        assert_eq!(parsed.id(), Some("abc"));
     }
 
     #[test]
@@ -475,7 +515,7 @@ mod tests {
             (&fixstr("app"), &fixstr("comlink_ipc_v3")),
         ]);
         let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
-        assert_eq!(parsed.id, None);
+        assert_eq!(parsed.id(), None);
         assert_eq!(parsed.kind, MessageKind::Response);
         assert!(!parsed.is_current_protocol());
     }

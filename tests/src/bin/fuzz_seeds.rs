@@ -62,7 +62,7 @@ async fn capture_parent() -> Vec<Vec<u8>> {
             let reply = match parsed.kind {
                 MessageKind::Heartbeat => encode_heartbeat_reply(&parsed),
                 MessageKind::Call => {
-                    let id = parsed.id.clone().unwrap_or_default();
+                    let id = parsed.id().unwrap_or_default().to_owned();
                     match parsed.args().unwrap_or_default().into_iter().next() {
                         Some(first) => encode_response(&id, &first),
                         None => encode_error(&id, "no argument"),

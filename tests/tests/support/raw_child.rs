@@ -77,7 +77,7 @@ impl RawChild {
                 {
                     let reply =
                         RawMessage::parse(reply, &Limits::default()).expect("a heartbeat reply");
-                    assert_eq!(reply.id.as_deref(), Some(id.as_str()));
+                    assert_eq!(reply.id(), Some(id.as_str()));
                     return child;
                 }
             } else {
@@ -110,7 +110,7 @@ impl RawChild {
                 ..Limits::default()
             };
             if let Ok(reply) = RawMessage::parse(payload, &limits) {
-                if reply.id.as_deref() == Some(id) {
+                if reply.id() == Some(id) {
                     return reply;
                 }
             }
@@ -132,7 +132,7 @@ impl RawChild {
             reply.kind,
             MessageKind::Response,
             "add failed: {:?}",
-            reply.error
+            reply.error()
         );
         reply.result().decode().expect("an integer sum")
     }
