@@ -119,7 +119,7 @@ pub struct FlavourResult {
 
 /// One of the issue's targets, checked.
 pub struct Target {
-    pub what: &'static str,
+    pub what: String,
     pub met: bool,
     /// The figures it compared, e.g. `52.1 µs vs 60.3 µs (0.86x)`.
     pub detail: String,
@@ -133,28 +133,34 @@ impl FlavourResult {
             .expect("every contender is measured")
     }
 
-    /// The targets of issue 13; "multifrost" is the macro path's typed client.
+    /// The targets of issue 13 for the macro path's typed client: the comparisons with tarpc
+    /// and the floor for a worker of `async fn` methods (as tarpc's and tonic's services are)
+    /// and for one of plain `fn` methods (run on the threads for sync methods), then typed
+    /// client against `call_dyn` on the same `fn` worker.
     pub fn targets(&self) -> Vec<Target> {
         let floor = self.get(Id::Floor);
-        let mf = self.get(Id::MultifrostTyped);
         let dyn_ = self.get(Id::MultifrostCallDyn);
         let tarpc = self.get(Id::Tarpc);
         let us = |v: f64| format!("{v:.1} µs");
         let ms = |v: f64| format!("{v:.3} ms");
         let rate = |v: f64| format!("{}/s", thousands(v));
         let at_most =
-            |what, mine: f64, theirs: f64, limit: f64, unit: &dyn Fn(f64) -> String| Target {
-                what,
-                met: mine <= theirs * limit,
-                detail: format!("{} vs {} ({:.2}x)", unit(mine), unit(theirs), mine / theirs),
+            |what: String, mine: f64, theirs: f64, limit: f64, unit: &dyn Fn(f64) -> String| {
+                Target {
+                    what,
+                    met: mine <= theirs * limit,
+                    detail: format!("{} vs {} ({:.2}x)", unit(mine), unit(theirs), mine / theirs),
+                }
             };
         let at_least =
-            |what, mine: f64, theirs: f64, limit: f64, unit: &dyn Fn(f64) -> String| Target {
-                what,
-                met: mine >= theirs * limit,
-                detail: format!("{} vs {} ({:.2}x)", unit(mine), unit(theirs), mine / theirs),
+            |what: String, mine: f64, theirs: f64, limit: f64, unit: &dyn Fn(f64) -> String| {
+                Target {
+                    what,
+                    met: mine >= theirs * limit,
+                    detail: format!("{} vs {} ({:.2}x)", unit(mine), unit(theirs), mine / theirs),
+                }
             };
-        let p99_within = |what, row: &Figures| Target {
+        let p99_within = |what: String, row: &Figures| Target {
             what,
             met: row.p99_us <= 2.0 * row.p50_us,
             detail: format!(
@@ -164,80 +170,91 @@ impl FlavourResult {
                 row.p99_us / row.p50_us
             ),
         };
-        vec![
-            at_least(
-                "1,000 in flight: at least tarpc's calls/s",
-                mf.per_s,
-                tarpc.per_s,
-                1.0,
-                &rate,
-            ),
+        let mut targets = Vec::new();
+        for (mf, methods) in [
+            (self.get(Id::MultifrostTypedAsync), "async fn"),
+            (self.get(Id::MultifrostTyped), "fn"),
+        ] {
+            let what = |text: &str| format!("{methods}: {text}");
+            targets.extend([
+                at_least(
+                    what("1,000 in flight: at least tarpc's calls/s"),
+                    mf.per_s,
+                    tarpc.per_s,
+                    1.0,
+                    &rate,
+                ),
+                at_most(
+                    what("CPU per call at 1,000 in flight (both processes): at most tarpc's"),
+                    mf.cpu_us(),
+                    tarpc.cpu_us(),
+                    1.0,
+                    &us,
+                ),
+                at_most(
+                    what("small-call p50: at most tarpc's"),
+                    mf.p50_us,
+                    tarpc.p50_us,
+                    1.0,
+                    &us,
+                ),
+                at_most(
+                    what("small-call p50: at most 1.4x the floor"),
+                    mf.p50_us,
+                    floor.p50_us,
+                    1.4,
+                    &us,
+                ),
+                at_most(
+                    what("1 MiB echo: at most tarpc's"),
+                    mf.mib_p50_ms,
+                    tarpc.mib_p50_ms,
+                    1.0,
+                    &ms,
+                ),
+                at_most(
+                    what("1 MiB echo: at most 1.6x the floor"),
+                    mf.mib_p50_ms,
+                    floor.mib_p50_ms,
+                    1.6,
+                    &ms,
+                ),
+                p99_within(what("small-call p99 within 2x p50"), mf),
+            ]);
+        }
+        let mf = self.get(Id::MultifrostTyped);
+        targets.extend([
             at_most(
-                "CPU per call at 1,000 in flight (both processes): at most tarpc's",
-                mf.cpu_us(),
-                tarpc.cpu_us(),
-                1.0,
-                &us,
-            ),
-            at_most(
-                "small-call p50: at most tarpc's",
-                mf.p50_us,
-                tarpc.p50_us,
-                1.0,
-                &us,
-            ),
-            at_most(
-                "small-call p50: at most 1.4x the floor",
-                mf.p50_us,
-                floor.p50_us,
-                1.4,
-                &us,
-            ),
-            at_most(
-                "1 MiB echo (macro path): at most tarpc's",
-                mf.mib_p50_ms,
-                tarpc.mib_p50_ms,
-                1.0,
-                &ms,
-            ),
-            at_most(
-                "1 MiB echo (macro path): at most 1.6x the floor",
-                mf.mib_p50_ms,
-                floor.mib_p50_ms,
-                1.6,
-                &ms,
-            ),
-            at_most(
-                "typed client within 5% of call_dyn: small-call p50",
+                "fn: typed client within 5% of call_dyn: small-call p50".into(),
                 mf.p50_us,
                 dyn_.p50_us,
                 1.05,
                 &us,
             ),
             at_least(
-                "typed client within 5% of call_dyn: 1,000 in flight",
+                "fn: typed client within 5% of call_dyn: 1,000 in flight".into(),
                 mf.per_s,
                 dyn_.per_s,
                 0.95,
                 &rate,
             ),
             at_most(
-                "typed client within 5% of call_dyn: CPU per call",
+                "fn: typed client within 5% of call_dyn: CPU per call".into(),
                 mf.cpu_us(),
                 dyn_.cpu_us(),
                 1.05,
                 &us,
             ),
             at_most(
-                "typed client within 5% of call_dyn: 1 MiB echo",
+                "fn: typed client within 5% of call_dyn: 1 MiB echo".into(),
                 mf.mib_p50_ms,
                 dyn_.mib_p50_ms,
                 1.05,
                 &ms,
             ),
-            p99_within("small-call p99 within 2x p50 (typed client)", mf),
-            p99_within("small-call p99 within 2x p50 (call_dyn)", dyn_),
-        ]
+            p99_within("fn: small-call p99 within 2x p50 (call_dyn)".into(), dyn_),
+        ]);
+        targets
     }
 
     pub fn to_json(&self) -> Json {
@@ -253,7 +270,7 @@ impl FlavourResult {
             .collect();
         json!({
             "flavour": self.flavour.name(),
-            "multifrost_row": Id::MultifrostTyped.key(),
+            "multifrost_rows": [Id::MultifrostTypedAsync.key(), Id::MultifrostTyped.key()],
             "rows": rows,
             "targets": targets,
         })
@@ -264,16 +281,19 @@ impl FlavourResult {
         let floor = self.get(Id::Floor);
         let columns = [
             self.get(Id::Floor),
+            self.get(Id::MultifrostTypedAsync),
             self.get(Id::MultifrostTyped),
             self.get(Id::Tarpc),
             self.get(Id::Tonic),
         ];
         println!(
-            "### Both ends on the {} runtime; multifrost = typed client, `#[multifrost::worker]` worker\n",
+            "### Both ends on the {} runtime; multifrost = typed client, `#[multifrost::worker]` worker of `async fn` or `fn` methods\n",
             self.flavour.name()
         );
-        println!("| figure | zeromq floor | multifrost | tarpc (bincode) | tonic |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "| figure | zeromq floor | multifrost, async fn | multifrost, fn | tarpc (bincode) | tonic |"
+        );
+        println!("|---|---|---|---|---|---|");
         let line = |name: &str, cell: &dyn Fn(&Figures) -> String| {
             let cells: Vec<String> = columns.iter().map(|row| cell(row)).collect();
             println!("| {name} | {} |", cells.join(" | "));
@@ -373,7 +393,7 @@ impl FlavourResult {
             }
         }
 
-        println!("\n| target (multifrost: typed client, macro worker) | figures | |");
+        println!("\n| target (multifrost: typed client, macro worker of async fn or fn methods) | figures | |");
         println!("|---|---|---|");
         for target in self.targets() {
             println!(
