@@ -34,8 +34,10 @@ pub(crate) struct Connection {
     auth_token: Option<EncodedValue>,
     /// When the connection was made: the origin of `last_heard_ns`.
     born: Instant,
-    /// When the child last sent anything (a reply, output, a late heartbeat echo): proof of
-    /// life, in nanoseconds since `born`.
+    /// Set by every message the child sends (a reply, output, a late heartbeat echo): proof of
+    /// life, dated by [`last_heard`](Self::last_heard) (no clock read per message).
+    heard: AtomicBool,
+    /// When `last_heard` last found `heard` set, in nanoseconds since `born`.
     last_heard_ns: AtomicU64,
     /// Set by `stop()`: the child's exit is expected.
     stopping: AtomicBool,
@@ -58,6 +60,7 @@ impl Connection {
             tasks: std::sync::Mutex::new(Vec::new()),
             auth_token: auth_token.map(|token| EncodedValue::encode(token).expect("a str encodes")),
             born: Instant::now(),
+            heard: AtomicBool::new(false),
             last_heard_ns: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         })
@@ -75,12 +78,18 @@ impl Connection {
 
     /// Records that the child just sent something.
     fn heard(&self) {
-        let now = self.born.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-        self.last_heard_ns.fetch_max(now, Ordering::Relaxed);
+        self.heard.store(true, Ordering::Relaxed);
     }
 
-    /// When the child last sent anything (the connection's start if it never did).
+    /// When the child last sent anything (the connection's start if it never did), as far as
+    /// this method has seen: a message is dated when this method first finds it, so the time
+    /// is never earlier than the message, and later by at most the time between two calls
+    /// (the heartbeat loop calls it about once per heartbeat).
     pub fn last_heard(&self) -> Instant {
+        if self.heard.swap(false, Ordering::Relaxed) {
+            let now = self.born.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+            self.last_heard_ns.fetch_max(now, Ordering::Relaxed);
+        }
         self.born + Duration::from_nanos(self.last_heard_ns.load(Ordering::Relaxed))
     }
 
@@ -366,5 +375,31 @@ async fn receive_loop(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Socket;
+
+    #[tokio::test]
+    async fn a_message_is_dated_when_first_seen_never_before_it_arrived() {
+        let (sender, _receiver) = transport::DealerSocket::new().split();
+        let connection = Connection::new("w".into(), sender, 1, 1024, None);
+        // Nothing heard yet: the connection's start.
+        let born = connection.last_heard();
+        assert_eq!(connection.last_heard(), born);
+        connection.heard();
+        let after_message = Instant::now();
+        let first = connection.last_heard();
+        assert!(first >= after_message, "dated when seen, not earlier");
+        // Nothing new: the date stays.
+        assert_eq!(connection.last_heard(), first);
+        connection.heard();
+        assert!(
+            connection.last_heard() > first,
+            "a later message moves it on"
+        );
     }
 }

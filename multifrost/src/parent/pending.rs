@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -28,6 +29,8 @@ pub(crate) fn key(id: &str) -> Option<IdKey> {
 #[derive(Default)]
 pub(crate) struct PendingCalls {
     inner: Mutex<PendingInner>,
+    /// Set (under the lock) when closed: every call asks, and a load costs no lock.
+    is_closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -88,6 +91,7 @@ impl PendingCalls {
             }
             // From here on `register` fails, so the drain below misses no call.
             inner.closed = Some(error.clone());
+            self.is_closed.store(true, Ordering::Release);
         }
         self.fail_all(|| error());
     }
@@ -102,6 +106,11 @@ impl PendingCalls {
         for (_, (sender, _, _)) in drained {
             let _ = sender.send(Err(error()));
         }
+    }
+
+    /// Whether the table is closed (see [`close`](Self::close)).
+    pub fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// The closing error, if closed.

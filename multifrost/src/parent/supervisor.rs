@@ -104,7 +104,7 @@ impl Supervisor {
                 drop(self.lifecycle.lock().await);
                 self.state()
             }
-            State::Running(connection) if connection.pending.closed_error().is_some() => {
+            State::Running(connection) if connection.pending.is_closed() => {
                 match self.config.target {
                     // The child died and a restart is under way: wait for its outcome.
                     Target::Spawn(_) if self.config.auto_restart => {
@@ -193,7 +193,7 @@ impl Supervisor {
 
     /// True when the worker runs, its connection is open and its circuit is closed.
     pub fn is_healthy(&self) -> bool {
-        matches!(self.state(), State::Running(ref c) if c.pending.closed_error().is_none())
+        matches!(self.state(), State::Running(ref c) if !c.pending.is_closed())
             && self.breaker.state() == CircuitState::Closed
             && self.metrics.looks_alive()
     }
@@ -212,9 +212,7 @@ impl Supervisor {
         // it, but never past its own deadline; a successful restart closes the circuit.
         let (connection, started) = match self.state() {
             // Live, the usual case: no wait (and no timer, wait or second clock read).
-            State::Running(connection) if connection.pending.closed_error().is_none() => {
-                (Ok(connection), now)
-            }
+            State::Running(connection) if !connection.pending.is_closed() => (Ok(connection), now),
             _ => {
                 let connection = Box::pin(self.connection_until(function, timeout, deadline)).await;
                 (connection, Instant::now())
@@ -290,7 +288,7 @@ impl Supervisor {
     pub async fn start(self: &Arc<Self>) -> Result<()> {
         let _lifecycle = self.lifecycle.lock().await;
         if let State::Running(connection) = self.state() {
-            if connection.pending.closed_error().is_none() {
+            if !connection.pending.is_closed() {
                 return Ok(());
             }
         }
@@ -529,12 +527,14 @@ async fn heartbeat_loop(
         let Some(timeout) = supervisor.upgrade().map(|s| s.config.heartbeat_timeout) else {
             return;
         };
-        let sent = Instant::now();
+        // Whatever the child sent before now is dated here, so only what comes while this
+        // heartbeat is out can move the time on.
+        let heard_before = connection.last_heard();
         let outcome = connection.heartbeat(timeout).await;
         let Some(supervisor) = supervisor.upgrade() else {
             return;
         };
-        let heard_meanwhile = connection.last_heard() >= sent;
+        let heard_meanwhile = connection.last_heard() > heard_before;
         match outcome {
             Err(Error::Timeout { .. }) if !heard_meanwhile => {
                 misses += 1;
