@@ -289,8 +289,7 @@ fn skip_common(
     let (len, start) = match *buf.get(pos)? {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => return Some(pos + 1),
         0xcb => {
-            let bits: [u8; 8] = buf.get(pos + 1..pos + 9)?.try_into().ok()?;
-            summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
+            note_f64(buf.get(pos + 1..pos + 9)?, summary);
             return Some(pos + 9);
         }
         marker @ 0xa0..=0xbf => ((marker & 0x1f) as usize, pos + 1),
@@ -300,6 +299,18 @@ fn skip_common(
     if start + len > buf.len() {
         return None; // Truncated: the general walk says so.
     }
+    note_str_bin(len, limits, violation, summary);
+    Some(start + len)
+}
+
+/// Records a str or bin of `len` bytes: in the summary, and as a violation when over the limit.
+#[inline(always)]
+fn note_str_bin(
+    len: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) {
     summary.str_bin_len = summary.str_bin_len.max(len as u32);
     if len > limits.max_str_bin_len {
         violation.get_or_insert(DecodeError::StrBinTooLong {
@@ -307,7 +318,13 @@ fn skip_common(
             limit: limits.max_str_bin_len,
         });
     }
-    Some(start + len)
+}
+
+/// Records in the summary whether the float64 payload `bits` (8 bytes) is a NaN or infinite.
+#[inline(always)]
+fn note_f64(bits: &[u8], summary: &mut Summary) {
+    let bits: [u8; 8] = bits.try_into().expect("a float64 has 8 bytes");
+    summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
 }
 
 /// The end of the value at `pos` when it is a leaf (not an array or map), checked as
@@ -343,13 +360,7 @@ fn leaf_end(
     summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
     if is_str_or_bin(marker) {
-        summary.str_bin_len = summary.str_bin_len.max(skip as u32);
-        if skip > limits.max_str_bin_len {
-            violation.get_or_insert(DecodeError::StrBinTooLong {
-                len: skip,
-                limit: limits.max_str_bin_len,
-            });
-        }
+        note_str_bin(skip, limits, violation, summary);
     }
     if buf.len() - pos < skip {
         return Err(DecodeError::Truncated);
@@ -361,11 +372,7 @@ fn leaf_end(
             let bits = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
             summary.non_finite |= !f32::from_bits(bits).is_finite();
         }
-        0xcb => {
-            let mut bits = [0u8; 8];
-            bits.copy_from_slice(&buf[pos..pos + 8]);
-            summary.non_finite |= !f64::from_bits(u64::from_be_bytes(bits)).is_finite();
-        }
+        0xcb => note_f64(&buf[pos..pos + 8], summary),
         _ => {}
     }
     Ok(pos + skip)

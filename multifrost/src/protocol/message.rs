@@ -238,7 +238,7 @@ impl RawMessage {
     pub fn namespace(&self) -> Option<Option<&str>> {
         self.namespace.as_ref().map(|span| {
             span.as_ref()
-                .map(|span| self.text(&Some(span.clone())).unwrap_or(""))
+                .map(|span| std::str::from_utf8(&self.frame[span.clone()]).unwrap_or(""))
         })
     }
 
@@ -389,18 +389,14 @@ pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
 /// The bytes of the str at the start of `bytes` (map keys, `app`, `type`), in any of the str
 /// formats, borrowed and not checked for UTF-8: only compared with known ASCII words.
 fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
-    let be = |n: usize| {
-        let len = bytes.get(1..1 + n)?;
-        Some(len.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
+    if !matches!(bytes.first()?, 0xa0..=0xbf | 0xd9..=0xdb) {
+        return None;
+    }
+    let mut start = 0;
+    let Ok(Header::Leaf { skip }) = read_header(bytes, &mut start) else {
+        return None;
     };
-    let (len, start): (usize, usize) = match *bytes.first()? {
-        m @ 0xa0..=0xbf => ((m & 0x1f) as usize, 1),
-        0xd9 => (be(1)?, 2),
-        0xda => (be(2)?, 3),
-        0xdb => (be(4)?, 5),
-        _ => return None,
-    };
-    bytes.get(start..start.checked_add(len)?)
+    bytes.get(start..start.checked_add(skip)?)
 }
 
 /// Where the text of the str value at `span` is, if it is a str of valid UTF-8.
