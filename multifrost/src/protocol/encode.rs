@@ -217,10 +217,11 @@ pub fn encode_error(id: &str, error: &str) -> Vec<u8> {
 /// (`error_data`, an extension that v4 peers ignore).
 pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>) -> Vec<u8> {
     let error = quote(error, MAX_ERROR_TEXT);
-    // The keys, a str header of at most 5 bytes, the text and the data.
-    let data_len = data.map_or(0, |data| 1 + ERROR_DATA_KEY.len() + data.encoded_len());
+    let data_len = data.map_or(0, |data| {
+        str_size(ERROR_DATA_KEY.len()) + data.encoded_len()
+    });
     let extra = 1 + u32::from(data.is_some());
-    let capacity = 11 + error.len() + data_len;
+    let capacity = str_field_size("error", &error) + data_len;
     let mut writer = MessageWriter::new(MessageKind::Error, id, extra, capacity);
     writer.str_field("error", &error);
     if let Some(data) = data {
@@ -231,7 +232,8 @@ pub fn encode_error_with_data(id: &str, error: &str, data: Option<&EncodedValue>
 
 /// Encodes a `stdout` or `stderr` message.
 pub fn encode_output(kind: MessageKind, output: &str) -> Vec<u8> {
-    let mut writer = MessageWriter::new(kind, &new_id(), 1, 12 + output.len());
+    let capacity = str_field_size("output", output);
+    let mut writer = MessageWriter::new(kind, &new_id(), 1, capacity);
     writer.str_field("output", output);
     writer.finish()
 }
@@ -277,7 +279,8 @@ pub fn encode_heartbeat_reply(request: &RawMessage) -> Vec<u8> {
     entries.push((Value::from(HB_RESPONSE_KEY), Value::Boolean(true)));
     let mut metadata = Vec::new();
     rmpv::encode::write_value(&mut metadata, &Value::Map(entries)).expect("Vec write");
-    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, 9 + metadata.len());
+    let capacity = str_size("metadata".len()) + metadata.len();
+    let mut writer = MessageWriter::new(MessageKind::Heartbeat, id, 1, capacity);
     writer.raw_field("metadata", &metadata);
     writer.finish()
 }
