@@ -303,6 +303,39 @@ fn skip_common(
     Some(start + len)
 }
 
+/// The end of the fixarray at `pos` if each of its items is one of [`skip_common`]'s leaves,
+/// with what it tells merged into `summary` as the general walk would; `None`, with nothing
+/// noted, for any other value.
+#[inline]
+fn skip_flat_array(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+    limits: &Limits,
+    violation: &mut Option<DecodeError>,
+    summary: &mut Summary,
+) -> Option<usize> {
+    let marker = *buf.get(pos)?;
+    let items = (marker & 0x0f) as usize;
+    if !(0x90..=0x9f).contains(&marker) || items > limits.max_items || depth + 1 > limits.max_depth
+    {
+        return None;
+    }
+    let mut noted = *summary;
+    let mut first_violation = None;
+    let mut end = pos + 1;
+    for _ in 0..items {
+        end = skip_common(buf, end, limits, &mut first_violation, &mut noted)?;
+    }
+    noted.items = noted.items.max(items as u32);
+    noted.depth = noted.depth.max(1);
+    *summary = noted;
+    if let Some(found) = first_violation {
+        violation.get_or_insert(found);
+    }
+    Some(end)
+}
+
 /// Records a str or bin of `len` bytes: in the summary, and as a violation when over the limit.
 #[inline(always)]
 fn note_str_bin(
@@ -413,8 +446,12 @@ fn walk_value(
     violation: &mut Option<DecodeError>,
     summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
-    // The other leaves need no stack of open containers either.
+    // The other leaves need no stack of open containers either, nor a short array of the
+    // commonest leaves (a call's usual `args`).
     if let Some(end) = skip_leaf(buf, pos, limits, violation, summary)? {
+        return Ok(end);
+    }
+    if let Some(end) = skip_flat_array(buf, pos, depth, limits, violation, summary) {
         return Ok(end);
     }
     // Per open container: the child values it has left and whether it is a map. A heap stack,
@@ -484,6 +521,66 @@ mod tests {
             &mut Summary::default(),
         );
         (end, violation)
+    }
+
+    /// Walks `bytes` as a whole value: its end, summary and first violation.
+    fn walked(
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> (Result<usize, DecodeError>, Summary, Option<DecodeError>) {
+        let mut violation = None;
+        let mut summary = Summary::default();
+        let end = skip_value(bytes, 0, 0, limits, &mut violation, &mut summary);
+        (end, summary, violation)
+    }
+
+    #[test]
+    fn a_short_array_of_common_leaves_is_summed_up_as_the_general_walk_does() {
+        let limits = Limits {
+            max_str_bin_len: 10,
+            ..Limits::default()
+        };
+        let nan = [0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0];
+        let mut long_str = vec![0xd9, 40];
+        long_str.extend([b'x'; 40]);
+        let item_lists: [Vec<&[u8]>; 5] = [
+            vec![&[0x01], &[0xa3, b'a', b'b', b'c']],
+            vec![&[0xe0], &nan, &long_str, &[0xc0], &[0xc3]],
+            vec![],
+            // Not all common: an int64 and a nested array take the general walk.
+            vec![&[0x01], &[0xd3, 0, 0, 0, 0, 0, 0, 0, 1]],
+            vec![&[0x91, 0x01], &[0xa1, b'z']],
+        ];
+        for items in item_lists {
+            let body: Vec<u8> = items.concat();
+            let fixarray = [&[0x90 | items.len() as u8][..], &body].concat();
+            // The same items in an array16, which the general walk reads.
+            let array16 = [&[0xdc, 0, items.len() as u8][..], &body].concat();
+            let (end, summary, violation) = walked(&fixarray, &limits);
+            let (end16, summary16, violation16) = walked(&array16, &limits);
+            assert_eq!(end, Ok(fixarray.len()));
+            assert_eq!(end16, Ok(array16.len()));
+            assert_eq!(summary, summary16, "{items:?}");
+            assert_eq!(violation, violation16, "{items:?}");
+        }
+        // Truncated inside: the general walk says so.
+        assert_eq!(
+            walked(&[0x92, 0x01], &limits).0,
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            walked(&[0x92, 0x01, 0xa3, b'a'], &limits).0,
+            Err(DecodeError::Truncated)
+        );
+        // Deeper than the limit, even one level.
+        let shallow = Limits {
+            max_depth: 0,
+            ..Limits::default()
+        };
+        assert_eq!(
+            walked(&[0x91, 0x01], &shallow).0,
+            Err(DecodeError::TooDeep { limit: 0 })
+        );
     }
 
     #[test]
