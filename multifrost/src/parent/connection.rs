@@ -9,14 +9,14 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
-use super::in_flight::{InFlightBudget, NoSlot, Slot};
+use super::in_flight::{InFlightBudget, Slot, TimedOut};
 use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
-use super::pending::{self, PendingCalls, PendingGuard};
+use super::pending::{self, PendingCalls};
 use crate::error::Error;
 use crate::protocol::{
-    encode_cancel, encode_heartbeat, encode_shutdown, unix_now, EncodedValue, Limits, MessageId,
-    MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
+    encode_cancel, encode_heartbeat, encode_shutdown, unix_at, unix_now, EncodedValue, Limits,
+    MessageId, MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
 use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
 
@@ -154,24 +154,11 @@ impl Connection {
         deadline: Option<Instant>,
         is_call: bool,
     ) -> Result<RawMessage, Error> {
+        // Dropped unanswered (a timeout, a send that failed), it leaves the table.
         let reply = self.pending.register(id, seq, is_call)?;
-        let mut guard = PendingGuard {
-            pending: &self.pending,
-            id,
-            answered: false,
-        };
         let exchange = async {
             self.send(payload).await?;
-            let reply = reply.await;
-            guard.answered = true;
-            match reply {
-                Ok(reply) => reply,
-                // The table was dropped without an answer: the connection is gone.
-                Err(_) => Err(self.pending.closed_error().unwrap_or(Error::Disconnected {
-                    worker: self.worker.to_string(),
-                    reason: "the connection closed".into(),
-                })),
-            }
+            reply.await
         };
         match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), exchange)
@@ -189,28 +176,31 @@ impl Connection {
         }
     }
 
-    /// Calls `function` with already-built arguments and returns its encoded result.
+    /// Calls `function` with already-built arguments and returns its encoded result. The call
+    /// started at `started` (a clock read of the caller's: `deadline` is `timeout` after it).
     pub async fn call(
         self: &Arc<Self>,
         function: &str,
         args: &EncodedValue,
         options: &CallOptions,
         timeout: Option<Duration>,
+        started: Instant,
         deadline: Option<Instant>,
     ) -> Result<EncodedValue, Error> {
         let timed_out = || self.timeout_error(function, timeout.unwrap_or_default());
         check_call(function, args, options)?;
-        let slot = self
-            .budget
-            .acquire(args.encoded_len(), deadline)
-            .await
-            .map_err(|no_slot| match no_slot {
-                NoSlot::Closed => Error::Disconnected {
-                    worker: self.worker.to_string(),
-                    reason: "the connection closed".into(),
-                },
-                NoSlot::TimedOut => timed_out(),
-            })?;
+        // Room now, the usual case: the call goes out at the time it started. The wait is
+        // boxed: its futures would make every call's future larger.
+        let size = args.encoded_len();
+        let (slot, sent) = match self.budget.try_acquire(size) {
+            Some(slot) => (slot, started),
+            None => {
+                let slot = Box::pin(self.budget.acquire(size, deadline))
+                    .await
+                    .map_err(|TimedOut| timed_out())?;
+                (slot, Instant::now())
+            }
+        };
         let id = MessageId::new();
         let id = id.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -220,11 +210,12 @@ impl Connection {
             args,
             namespace: options.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
             client_name: options.client_name.as_deref(),
-            timeout,
+            // What is left of it: the child's deadline is this call's.
+            timeout: deadline.map(|deadline| deadline.saturating_duration_since(sent)),
             metadata: &options.metadata,
             auth_token: self.auth_token.as_ref(),
         }
-        .encode();
+        .encode_at(unix_at(sent));
         // Until the reply comes, the call keeps its slot even when it times out or its future is
         // dropped (see `Unanswered`).
         let mut unanswered = Unanswered {
@@ -346,7 +337,6 @@ async fn receive_loop(
                     tracing::debug!(worker = %connection.worker, id = message.id(), "reply for a call nobody waits for");
                     continue;
                 };
-                let id = std::str::from_utf8(&key).expect("copied from a str");
                 let reply = match &message.violation {
                     None => Ok(message),
                     Some(violation) => Err(Error::protocol(
@@ -354,11 +344,11 @@ async fn receive_loop(
                         format!("reply rejected: {violation}"),
                     )),
                 };
-                let seq = connection.pending.complete(id, reply);
+                let seq = connection.pending.complete(&key, reply);
                 if seq.is_none() {
-                    tracing::debug!(worker = %connection.worker, id, "reply for a call nobody waits for");
+                    tracing::debug!(worker = %connection.worker, id = std::str::from_utf8(&key).ok(), "reply for a call nobody waits for");
                 }
-                connection.budget.child_read_up_to(id, seq);
+                connection.budget.child_read_up_to(&key, seq);
             }
             MessageKind::Stdout | MessageKind::Stderr => {
                 let stream = if message.kind == MessageKind::Stdout {

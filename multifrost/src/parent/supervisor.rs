@@ -235,7 +235,7 @@ impl Supervisor {
         let result = match connection {
             Ok(connection) => {
                 connection
-                    .call(function, args, options, timeout, deadline)
+                    .call(function, args, options, timeout, started, deadline)
                     .await
             }
             Err(err) => Err(err),

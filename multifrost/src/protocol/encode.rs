@@ -1,7 +1,8 @@
 //! Every message this implementation sends, built field by field straight into one buffer:
 //! the common keys first (`app`, `id`, `type`, `timestamp`), then the message's own.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::Cell;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rmpv::Value;
 
@@ -21,6 +22,27 @@ pub fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Unix seconds at `instant` (now or a moment ago), from a wall-clock reading this thread took
+/// less than a second earlier with the monotonic time beside it: a call reads the clock once
+/// for its local deadline and its message's timestamps. A step of the wall clock (NTP) shows
+/// within a second.
+pub(crate) fn unix_at(instant: Instant) -> f64 {
+    thread_local! {
+        static ANCHOR: Cell<Option<(Instant, f64)>> = const { Cell::new(None) };
+    }
+    ANCHOR.with(|anchor| match anchor.get() {
+        Some((at, unix)) if instant >= at && instant - at < Duration::from_secs(1) => {
+            unix + (instant - at).as_secs_f64()
+        }
+        _ => {
+            let unix = unix_now();
+            let at = Instant::now();
+            anchor.set(Some((at, unix)));
+            unix - at.saturating_duration_since(instant).as_secs_f64()
+        }
+    })
 }
 
 /// A fresh message id (UUID v4 text).
@@ -306,9 +328,15 @@ pub struct OutgoingCall<'a> {
 }
 
 impl OutgoingCall<'_> {
-    /// Encodes the `call` message. Arguments that are not an array (or nil) go out as they are:
-    /// the caller checks them first.
+    /// Encodes the `call` message, timestamped now. Arguments that are not an array (or nil)
+    /// go out as they are: the caller checks them first.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_at(unix_now())
+    }
+
+    /// [`encode`](Self::encode), with `now` (Unix seconds) the time read by the caller: the
+    /// message's `timestamp` and `metadata.timestamp_sent`, and the start of `timeout`.
+    pub fn encode_at(&self, now: f64) -> Vec<u8> {
         let args = match self.args.as_bytes() {
             [0xc0] => &[0x90][..],
             bytes => bytes,
@@ -342,8 +370,6 @@ impl OutgoingCall<'_> {
                 .map_or(0, |name| str_field_size("client_name", name))
             + str_size("metadata".len())
             + metadata_len;
-        // One clock read for the message's timestamp, timestamp_sent and the deadline.
-        let now = unix_now();
         let mut writer = MessageWriter::new_at(MessageKind::Call, self.id, extra, capacity, now);
         writer.str_field("function", self.function);
         writer.raw_field("args", args);
@@ -387,6 +413,27 @@ mod tests {
     /// these messages is over 100 bytes).
     fn fitted(message: &[u8], capacity: usize) -> bool {
         capacity <= message.len() + 64
+    }
+
+    #[test]
+    fn unix_at_agrees_with_the_wall_clock() {
+        let earlier = Instant::now() - Duration::from_millis(250);
+        for _ in 0..2 {
+            // The first round anchors this thread; the second reads from the anchor.
+            let before = unix_now();
+            let now = unix_at(Instant::now());
+            let after = unix_now();
+            assert!(
+                before - 0.01 <= now && now <= after + 0.01,
+                "{before} {now} {after}"
+            );
+            let then = unix_at(earlier);
+            assert!(
+                (now - then - 0.25).abs() < 0.05,
+                "a quarter second earlier: {}",
+                now - then
+            );
+        }
     }
 
     #[test]

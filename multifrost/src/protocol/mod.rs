@@ -12,12 +12,12 @@ pub(crate) mod message;
 mod value;
 
 pub use contract::{APP_ID, DEFAULT_NAMESPACE};
-pub(crate) use encode::MessageId;
 pub use encode::{
     encode_cancel, encode_error, encode_error_with_data, encode_heartbeat, encode_heartbeat_reply,
     encode_output, encode_response, encode_shutdown, new_id, unix_now, MessageWriter, OutgoingCall,
     MAX_ERROR_TEXT,
 };
+pub(crate) use encode::{unix_at, MessageId};
 pub use limits::{DecodeError, Limits};
 pub use message::{MessageKind, RawMessage, ERROR_DATA_KEY};
 pub(crate) use value::quote;
