@@ -336,13 +336,15 @@ impl<W: Worker> Server<W> {
     ) {
         let cancelled = call.context.cancel_flag();
         let deadline = call.context.deadline();
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         let answer = Answer {
             routing_id,
             id: call.context.id.clone(),
-            correlation_id: tracing::enabled!(tracing::Level::DEBUG)
+            correlation_id: debug
                 .then(|| call.context.correlation_id().map(str::to_owned))
                 .flatten(),
-            started: std::time::Instant::now(),
+            // Read only for the log lines and the message of a call abandoned at its deadline.
+            started: (debug || deadline.is_some()).then(std::time::Instant::now),
         };
         tracing::debug!(
             function = call.function.as_str(),
@@ -406,7 +408,7 @@ impl<W: Worker> Server<W> {
                     server.running.lock().expect("running lock").remove(&key);
                     let message = format!(
                         "{function}: abandoned: its deadline passed after {:.3} s (metadata.deadline)",
-                        answer.started.elapsed().as_secs_f64()
+                        answer.started.map_or(0.0, |started| started.elapsed().as_secs_f64())
                     );
                     replies.send(answer.routing_id, encode_error(&answer.id, &message));
                     return;
@@ -430,7 +432,8 @@ struct Answer {
     routing_id: Bytes,
     id: String,
     correlation_id: Option<String>,
-    started: std::time::Instant,
+    /// When the call arrived, if anything will ask (see `run_call`).
+    started: Option<std::time::Instant>,
 }
 
 impl Answer {
@@ -516,10 +519,10 @@ fn reply_for(
     id: &str,
     function: &str,
     correlation_id: Option<&str>,
-    started: std::time::Instant,
+    started: Option<std::time::Instant>,
     wide_integers: bool,
 ) -> Vec<u8> {
-    let duration_ms = || started.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = || started.map(|started| started.elapsed().as_secs_f64() * 1000.0);
     let outcome = outcome.map(|result| {
         result.and_then(|value| check_reply(function, &value, wide_integers).map(|()| value))
     });

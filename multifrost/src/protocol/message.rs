@@ -369,14 +369,20 @@ pub(crate) fn map_entry<'a>(map: &'a [u8], key: &str) -> Option<&'a [u8]> {
 
 /// The str encoded in `value`, if it is one.
 pub(crate) fn as_str(value: &[u8]) -> Option<&str> {
-    rmp::decode::read_str_from_slice(value)
-        .ok()
-        .filter(|(_, rest)| rest.is_empty())
-        .map(|(text, _)| text)
+    let text = str_range(value)?;
+    // The str is the whole value, with nothing after it.
+    if text.end != value.len() {
+        return None;
+    }
+    std::str::from_utf8(&value[text]).ok()
 }
 
 /// The number encoded in `value` as f64, if it is a float or an integer.
 pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
+    // A float64, as every implementation sends a deadline or a timestamp.
+    if let [0xcb, b0, b1, b2, b3, b4, b5, b6, b7] = *value {
+        return Some(f64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]));
+    }
     let mut at = value;
     match rmpv::decode::read_value_ref(&mut at).ok()? {
         rmpv::ValueRef::F64(v) => Some(v),
@@ -389,6 +395,12 @@ pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
 /// The bytes of the str at the start of `bytes` (map keys, `app`, `type`), in any of the str
 /// formats, borrowed and not checked for UTF-8: only compared with known ASCII words.
 fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
+    bytes.get(str_range(bytes)?)
+}
+
+/// Where the bytes of the str at the start of `bytes` are (any str format), if it is one and
+/// is all there.
+fn str_range(bytes: &[u8]) -> Option<Range<usize>> {
     if !matches!(bytes.first()?, 0xa0..=0xbf | 0xd9..=0xdb) {
         return None;
     }
@@ -396,7 +408,8 @@ fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
     let Ok(Header::Leaf { skip }) = read_header(bytes, &mut start) else {
         return None;
     };
-    bytes.get(start..start.checked_add(skip)?)
+    let end = start.checked_add(skip).filter(|&end| end <= bytes.len())?;
+    Some(start..end)
 }
 
 /// Where the text of the str value at `span` is, if it is a str of valid UTF-8.
@@ -487,6 +500,29 @@ mod tests {
         let mut buf = Vec::new();
         rmp::encode::write_str(&mut buf, text).unwrap();
         buf
+    }
+
+    #[test]
+    fn a_value_is_a_str_or_a_number_only_when_it_is_all_there() {
+        assert_eq!(as_str(&[0xa2, b'o', b'k']), Some("ok"));
+        assert_eq!(as_str(&[0xd9, 2, b'o', b'k']), Some("ok"));
+        assert_eq!(
+            as_str(&[0xa2, b'o', b'k', 0xc0]),
+            None,
+            "something after it"
+        );
+        assert_eq!(as_str(&[0xa3, b'o', b'k']), None, "cut short");
+        assert_eq!(as_str(&[0xa2, 0xff, 0xfe]), None, "not UTF-8");
+        assert_eq!(as_str(&[0x01]), None);
+        let mut float = vec![0xcb];
+        float.extend(1.5f64.to_be_bytes());
+        assert_eq!(as_f64(&float), Some(1.5));
+        assert_eq!(as_f64(&float[..8]), None, "cut short");
+        let mut single = vec![0xca];
+        single.extend(2.5f32.to_be_bytes());
+        assert_eq!(as_f64(&single), Some(2.5));
+        assert_eq!(as_f64(&[0x07]), Some(7.0));
+        assert_eq!(as_f64(&[0xa1, b'x']), None);
     }
 
     #[test]
