@@ -303,11 +303,11 @@ fn skip_common(
     Some(start + len)
 }
 
-/// The end of the fixarray at `pos` if each of its items is one of [`skip_common`]'s leaves,
-/// with what it tells merged into `summary` as the general walk would; `None`, with nothing
-/// noted, for any other value.
+/// The end of the fixarray or fixmap at `pos` if each of its items (each key and value) is one
+/// of [`skip_common`]'s leaves and every key a str, with what it tells merged into `summary`
+/// as the general walk would; `None`, with nothing noted, for any other value.
 #[inline]
-fn skip_flat_array(
+fn skip_flat_container(
     buf: &[u8],
     pos: usize,
     depth: usize,
@@ -317,14 +317,25 @@ fn skip_flat_array(
 ) -> Option<usize> {
     let marker = *buf.get(pos)?;
     let items = (marker & 0x0f) as usize;
-    if !(0x90..=0x9f).contains(&marker) || items > limits.max_items || depth + 1 > limits.max_depth
-    {
+    let is_map = match marker {
+        0x80..=0x8f => true,
+        0x90..=0x9f => false,
+        _ => return None,
+    };
+    if items > limits.max_items || depth + 1 > limits.max_depth {
         return None;
     }
     let mut noted = *summary;
     let mut first_violation = None;
     let mut end = pos + 1;
     for _ in 0..items {
+        if is_map {
+            // A key other than a fixstr or str8 is for the general walk to note.
+            if !matches!(buf.get(end)?, 0xa0..=0xbf | 0xd9) {
+                return None;
+            }
+            end = skip_common(buf, end, limits, &mut first_violation, &mut noted)?;
+        }
         end = skip_common(buf, end, limits, &mut first_violation, &mut noted)?;
     }
     noted.items = noted.items.max(items as u32);
@@ -446,12 +457,12 @@ fn walk_value(
     violation: &mut Option<DecodeError>,
     summary: &mut Summary,
 ) -> Result<usize, DecodeError> {
-    // The other leaves need no stack of open containers either, nor a short array of the
-    // commonest leaves (a call's usual `args`).
+    // The other leaves need no stack of open containers either, nor a short array or map of
+    // the commonest leaves (a call's usual `args` and `metadata`).
     if let Some(end) = skip_leaf(buf, pos, limits, violation, summary)? {
         return Ok(end);
     }
-    if let Some(end) = skip_flat_array(buf, pos, depth, limits, violation, summary) {
+    if let Some(end) = skip_flat_container(buf, pos, depth, limits, violation, summary) {
         return Ok(end);
     }
     // Per open container: the child values it has left and whether it is a map. A heap stack,
@@ -532,6 +543,44 @@ mod tests {
         let mut summary = Summary::default();
         let end = skip_value(bytes, 0, 0, limits, &mut violation, &mut summary);
         (end, summary, violation)
+    }
+
+    #[test]
+    fn a_short_map_of_common_leaves_is_summed_up_as_the_general_walk_does() {
+        let limits = Limits {
+            max_str_bin_len: 10,
+            ..Limits::default()
+        };
+        let mut long_str = vec![0xd9, 40];
+        long_str.extend([b'x'; 40]);
+        let inf = [0xcb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0];
+        let entry_lists: [Vec<(&[u8], &[u8])>; 5] = [
+            vec![(&[0xa1, b'a'], &[0x01]), (&[0xd9, 1, b'b'], &inf)],
+            vec![(&[0xa1, b'k'], &long_str), (&long_str, &[0xc2])],
+            vec![],
+            // A key that is not a str, and a value that is not common: the general walk.
+            vec![(&[0x01], &[0x02])],
+            vec![(&[0xa1, b'a'], &[0x91, 0x01])],
+        ];
+        for entries in entry_lists {
+            let body: Vec<u8> = entries
+                .iter()
+                .flat_map(|(k, v)| [*k, *v].concat())
+                .collect();
+            let fixmap = [&[0x80 | entries.len() as u8][..], &body].concat();
+            // The same entries in a map16, which the general walk reads.
+            let map16 = [&[0xde, 0, entries.len() as u8][..], &body].concat();
+            let (end, summary, violation) = walked(&fixmap, &limits);
+            let (end16, summary16, violation16) = walked(&map16, &limits);
+            assert_eq!(end, Ok(fixmap.len()));
+            assert_eq!(end16, Ok(map16.len()));
+            assert_eq!(summary, summary16, "{entries:?}");
+            assert_eq!(violation, violation16, "{entries:?}");
+        }
+        assert_eq!(
+            walked(&[0x81, 0xa1, b'a'], &limits).0,
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]
