@@ -134,7 +134,12 @@ impl Connection {
     }
 
     async fn send(&self, payload: Vec<u8>) -> Result<(), Error> {
-        let mut sender = self.sender.lock().await;
+        // Free, the usual case: taken at once. The wait is boxed, as the lock's future would
+        // make every call's future larger (a free lock goes to a waiting call first).
+        let mut sender = match self.sender.try_lock() {
+            Ok(sender) => sender,
+            Err(_) => Box::pin(self.sender.lock()).await,
+        };
         sender
             .send(transport::parent_frames(payload))
             .await

@@ -107,7 +107,7 @@ impl PendingCalls {
     /// Hands a reply to the message waiting for it and returns that message's sequence
     /// number; `None` when nobody waits for that id (a late reply to a call that timed out, or
     /// a stray message).
-    pub fn complete(&self, id: &[u8], reply: Reply) -> Option<u64> {
+    pub fn complete(&self, id: &IdKey, reply: Reply) -> Option<u64> {
         let mut inner = self.lock();
         let index = inner.waiting.remove(id)?;
         let (seq, waker) = inner.answer(index, reply);
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(pending.len(), 2);
         assert!(poll(&mut a, &count).is_pending());
         assert!(poll(&mut b, &count).is_pending());
-        assert_eq!(pending.complete(B.as_bytes(), reply_to(B)), Some(2));
+        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), Some(2));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         let Poll::Ready(Ok(reply)) = poll(&mut b, &count) else {
             panic!("b was answered")
@@ -311,7 +311,7 @@ mod tests {
         assert!(poll(&mut a, &count).is_pending(), "a still waits");
         assert_eq!(pending.len(), 1);
         // A second reply to b answers nobody.
-        assert_eq!(pending.complete(B.as_bytes(), reply_to(B)), None);
+        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), None);
     }
 
     #[test]
@@ -322,15 +322,15 @@ mod tests {
         assert!(poll(&mut a, &count).is_pending());
         drop(a);
         assert_eq!(pending.len(), 0);
-        assert_eq!(pending.complete(A.as_bytes(), reply_to(A)), None);
+        assert_eq!(pending.complete(&key(A).unwrap(), reply_to(A)), None);
         // Answered but never polled: dropping it frees its entry too, which the next call reuses.
         let b = pending.register(B, 2, false).unwrap();
         assert_eq!(pending.len(), 0, "a heartbeat is not a call");
-        assert_eq!(pending.complete(B.as_bytes(), reply_to(B)), Some(2));
+        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), Some(2));
         drop(b);
         let mut again = pending.register(A, 3, true).unwrap();
         assert_eq!(pending.lock().entries.len(), 1, "one entry, reused");
-        assert_eq!(pending.complete(A.as_bytes(), reply_to(A)), Some(3));
+        assert_eq!(pending.complete(&key(A).unwrap(), reply_to(A)), Some(3));
         assert!(poll(&mut again, &count).is_ready());
     }
 
@@ -374,6 +374,5 @@ mod tests {
             pending.register("short", 1, true),
             Err(Error::Transport(_))
         ));
-        assert_eq!(pending.complete(b"short", reply_to(A)), None);
     }
 }
