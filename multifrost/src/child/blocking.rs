@@ -173,6 +173,9 @@ impl Pool {
                         if Instant::now() >= spin_until {
                             break;
                         }
+                        // Awake, but not in the way: a thread that wants this core (the
+                        // runtime's, sending the reply just made; the parent's) gets it.
+                        std::thread::yield_now();
                     }
                     state = self.state.lock().expect("blocking pool lock");
                     state.spinning -= 1;
