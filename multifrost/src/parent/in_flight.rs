@@ -290,7 +290,7 @@ impl InFlightBudget {
     }
 }
 
-/// The byte budget counts KiB, so that it fits a semaphore's permits.
+/// The byte budget counts KiB, so that it fits the low half of `Room::free`.
 fn kib(bytes: usize) -> usize {
     bytes.div_ceil(1024)
 }
