@@ -12,11 +12,11 @@ use tokio::task::AbortHandle;
 use super::in_flight::{InFlightBudget, Slot, TimedOut};
 use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
-use super::pending::{self, PendingCalls};
+use super::pending::{self, PendingCalls, ReplyWait};
 use crate::error::Error;
 use crate::protocol::{
     encode_cancel, encode_heartbeat, encode_shutdown, unix_at, unix_now, EncodedValue, Limits,
-    MessageId, MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
+    MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
 use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
 
@@ -148,19 +148,16 @@ impl Connection {
             })
     }
 
-    /// Sends `payload` as message `id` (sequence number `seq`) and waits for its reply until
+    /// Sends `payload`, the message that `reply` waits for, and waits for its reply until
     /// `deadline`. Sending is under the deadline too: a full transport queue cannot hold a call
     /// past its timeout.
     async fn round_trip(
         &self,
-        id: &str,
-        seq: u64,
+        reply: ReplyWait<'_>,
         payload: Vec<u8>,
         deadline: Option<Instant>,
-        is_call: bool,
     ) -> Result<RawMessage, Error> {
         // Dropped unanswered (a timeout, a send that failed), it leaves the table.
-        let reply = self.pending.register(id, seq, is_call)?;
         let exchange = async {
             self.send(payload).await?;
             reply.await
@@ -206,9 +203,9 @@ impl Connection {
                 (slot, Instant::now())
             }
         };
-        let id = MessageId::new();
-        let id = id.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (id, reply) = self.pending.register(seq, true)?;
+        let id = id.as_str();
         let payload = OutgoingCall {
             id,
             function,
@@ -229,7 +226,7 @@ impl Connection {
             seq,
             slot: Some(slot),
         };
-        let reply = match self.round_trip(id, seq, payload, deadline, true).await {
+        let reply = match self.round_trip(reply, payload, deadline).await {
             Ok(reply) => reply,
             Err(Error::Timeout { .. }) => return Err(timed_out()),
             Err(err) => {
@@ -255,16 +252,13 @@ impl Connection {
 
     /// Sends a heartbeat and returns its round-trip time.
     pub async fn heartbeat(&self, timeout: Duration) -> Result<Duration, Error> {
-        let id = MessageId::new();
-        let id = id.as_str();
         let started = Instant::now();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (id, reply) = self.pending.register(seq, false)?;
         self.round_trip(
-            id,
-            seq,
-            encode_heartbeat(id, unix_now()),
+            reply,
+            encode_heartbeat(id.as_str(), unix_now()),
             Some(Instant::now() + timeout),
-            false,
         )
         .await
         .map_err(|err| match err {

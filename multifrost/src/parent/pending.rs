@@ -3,23 +3,23 @@
 //! Each waiting message has an entry in a slab that its [`ReplyWait`] future polls: the reply
 //! is written into the entry and the future woken, with no channel allocated per call (a
 //! oneshot per call was a tenth of a parent's CPU at 1,000 calls in flight, with the table's
-//! lookups; bench/PROFILE.md).
+//! lookups; bench/PROFILE.md). The table makes the ids of its messages, and each id carries
+//! its entry's index ([`MessageId::tagged`]): a reply finds its entry without a hash map, and
+//! the entry's own copy of the id tells a reply from a stray one.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::Error;
-use crate::protocol::RawMessage;
+use crate::protocol::{MessageId, RawMessage};
 
 /// What a waiting call receives: the reply message, or why none will come.
 pub(crate) type Reply = Result<RawMessage, Error>;
 
-/// An id of this process's messages as the table's key: UUID text, 36 bytes, kept in place.
+/// An id of this process's messages: UUID text, 36 bytes, kept in place.
 pub(crate) type IdKey = [u8; 36];
 
 /// The key of `id`; `None` for an id of another length, which no message of ours has.
@@ -41,12 +41,10 @@ pub(crate) struct PendingCalls {
 
 #[derive(Default)]
 struct PendingInner {
-    /// The entry of each message waiting for its reply.
-    waiting: HashMap<IdKey, usize, BuildHasherDefault<IdHasher>>,
     /// Entries, by index; a free one is reused before the slab grows.
     entries: Vec<Entry>,
     free: Vec<usize>,
-    /// How many of `waiting` are calls (not heartbeats).
+    /// How many entries wait for a call's reply (heartbeats are not counted).
     calls: usize,
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
 }
@@ -56,9 +54,10 @@ struct PendingInner {
 #[allow(clippy::large_enum_variant)]
 enum Entry {
     Free,
-    /// Registered and not answered yet: its send sequence number, whether it is a call, and
-    /// the waker of the future waiting for it once polled.
+    /// Registered and not answered yet: the message's id, its send sequence number, whether it
+    /// is a call, and the waker of the future waiting for it once polled.
     Waiting {
+        id: IdKey,
         seq: u64,
         is_call: bool,
         waker: Option<Waker>,
@@ -68,48 +67,50 @@ enum Entry {
 }
 
 impl PendingCalls {
-    /// Registers message `id` (a call, or with `is_call` false a heartbeat); the future that
-    /// waits for its reply. Fails with the closing error when the connection is closed, and for
-    /// an id that is not 36 bytes.
-    pub fn register(&self, id: &str, seq: u64, is_call: bool) -> Result<ReplyWait<'_>, Error> {
-        let key = key(id).ok_or_else(|| {
-            Error::Transport(format!("message id {id:?} is not a UUID's text (36 bytes)"))
-        })?;
+    /// Registers a message (a call, or with `is_call` false a heartbeat) with send sequence
+    /// number `seq`: the id to send it with, and the future that waits for its reply. Fails
+    /// with the closing error when the connection is closed.
+    pub fn register(&self, seq: u64, is_call: bool) -> Result<(MessageId, ReplyWait<'_>), Error> {
         let mut inner = self.lock();
         if let Some(closed) = &inner.closed {
             return Err(closed());
         }
-        let entry = Entry::Waiting {
+        let index = match inner.free.pop() {
+            Some(index) => index,
+            None => {
+                inner.entries.push(Entry::Free);
+                inner.entries.len() - 1
+            }
+        };
+        // A slab of more than u32::MAX entries would be a billion calls in flight on one
+        // connection, which the in-flight budget never lets through.
+        let tag = u32::try_from(index).expect("fewer than 2^32 messages in flight");
+        let id = MessageId::tagged(tag);
+        inner.entries[index] = Entry::Waiting {
+            id: *id.as_bytes(),
             seq,
             is_call,
             waker: None,
         };
-        let index = match inner.free.pop() {
-            Some(index) => {
-                inner.entries[index] = entry;
-                index
-            }
-            None => {
-                inner.entries.push(entry);
-                inner.entries.len() - 1
-            }
-        };
-        inner.waiting.insert(key, index);
         inner.calls += usize::from(is_call);
-        Ok(ReplyWait {
+        let wait = ReplyWait {
             pending: self,
-            key,
             index,
             done: false,
-        })
+        };
+        Ok((id, wait))
     }
 
     /// Hands a reply to the message waiting for it and returns that message's sequence
     /// number; `None` when nobody waits for that id (a late reply to a call that timed out, or
     /// a stray message).
     pub fn complete(&self, id: &IdKey, reply: Reply) -> Option<u64> {
+        let index = MessageId::tag_of(id) as usize;
         let mut inner = self.lock();
-        let index = inner.waiting.remove(id)?;
+        match inner.entries.get(index) {
+            Some(Entry::Waiting { id: waiting, .. }) if same_id(waiting, id) => {}
+            _ => return None,
+        }
         let (seq, waker) = inner.answer(index, reply);
         drop(inner);
         if let Some(waker) = waker {
@@ -137,7 +138,10 @@ impl PendingCalls {
     fn fail_all(&self, error: impl Fn() -> Error) {
         let wakers: Vec<Waker> = {
             let mut inner = self.lock();
-            let waiting: Vec<usize> = inner.waiting.drain().map(|(_, index)| index).collect();
+            let waiting: Vec<usize> = (inner.entries.iter().enumerate())
+                .filter(|(_, entry)| matches!(entry, Entry::Waiting { .. }))
+                .map(|(index, _)| index)
+                .collect();
             waiting
                 .into_iter()
                 .filter_map(|index| inner.answer(index, Err(error())).1)
@@ -168,20 +172,35 @@ impl PendingCalls {
     }
 }
 
+/// Whether two ids are equal, compared in words: `==` on two 36-byte arrays is a `memcmp`
+/// call.
+#[inline]
+fn same_id(a: &IdKey, b: &IdKey) -> bool {
+    let word = |id: &IdKey, at: usize| u64::from_ne_bytes(id[at..at + 8].try_into().expect("8"));
+    let tail = |id: &IdKey| u32::from_ne_bytes(id[32..].try_into().expect("4"));
+    (word(a, 0) ^ word(b, 0))
+        | (word(a, 8) ^ word(b, 8))
+        | (word(a, 16) ^ word(b, 16))
+        | (word(a, 24) ^ word(b, 24))
+        | u64::from(tail(a) ^ tail(b))
+        == 0
+}
+
 impl PendingInner {
-    /// Puts `reply` in waiting entry `index` (already out of `waiting`): its sequence number,
-    /// and the waker to wake once the lock is let go.
+    /// Puts `reply` in waiting entry `index`: its sequence number, and the waker to wake once
+    /// the lock is let go.
     fn answer(&mut self, index: usize, reply: Reply) -> (u64, Option<Waker>) {
         match std::mem::replace(&mut self.entries[index], Entry::Answered(reply)) {
             Entry::Waiting {
                 seq,
                 is_call,
                 waker,
+                ..
             } => {
                 self.calls -= usize::from(is_call);
                 (seq, waker)
             }
-            _ => unreachable!("an entry in `waiting` is waiting"),
+            _ => unreachable!("only a waiting entry is answered"),
         }
     }
 
@@ -195,7 +214,6 @@ impl PendingInner {
 /// timed out or was cancelled), it takes its entry out of the table: nothing is left behind.
 pub(crate) struct ReplyWait<'a> {
     pending: &'a PendingCalls,
-    key: IdKey,
     index: usize,
     /// Set once the reply was taken: the entry is free again.
     done: bool,
@@ -233,34 +251,9 @@ impl Drop for ReplyWait<'_> {
         }
         let mut inner = self.pending.lock();
         if let Entry::Waiting { is_call, .. } = inner.entries[self.index] {
-            inner.waiting.remove(&self.key);
             inner.calls -= usize::from(is_call);
         }
         inner.release(self.index);
-    }
-}
-
-/// The pending table's hasher. Its keys are ids this process drew at random (UUID v4 text),
-/// so they need no protection from chosen collisions: a peer can only look ids up, never add
-/// one. SipHash was 7% of a parent's CPU at 1,000 calls in flight (bench/PROFILE.md).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
@@ -269,9 +262,6 @@ mod tests {
     use super::*;
     use crate::protocol::{encode_response, EncodedValue, Limits};
     use std::task::Wake;
-
-    const A: &str = "00000000-0000-4000-8000-00000000000a";
-    const B: &str = "00000000-0000-4000-8000-00000000000b";
 
     /// Counts its wake-ups.
     #[derive(Default)]
@@ -288,6 +278,11 @@ mod tests {
         Ok(RawMessage::parse(frame.into(), &Limits::default()).unwrap())
     }
 
+    /// Completes `id` with a reply of its own, as the receive loop does.
+    fn answer(pending: &PendingCalls, id: &MessageId) -> Option<u64> {
+        pending.complete(id.as_bytes(), reply_to(id.as_str()))
+    }
+
     fn poll(wait: &mut ReplyWait<'_>, waker: &Arc<Count>) -> Poll<Reply> {
         let waker = Waker::from(waker.clone());
         Pin::new(wait).poll(&mut Context::from_waker(&waker))
@@ -297,49 +292,101 @@ mod tests {
     fn a_reply_reaches_its_waiter_and_wakes_it_once() {
         let pending = PendingCalls::default();
         let count = Arc::new(Count::default());
-        let mut a = pending.register(A, 1, true).unwrap();
-        let mut b = pending.register(B, 2, true).unwrap();
+        let (_, mut a) = pending.register(1, true).unwrap();
+        let (b_id, mut b) = pending.register(2, true).unwrap();
         assert_eq!(pending.len(), 2);
         assert!(poll(&mut a, &count).is_pending());
         assert!(poll(&mut b, &count).is_pending());
-        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), Some(2));
+        assert_eq!(answer(&pending, &b_id), Some(2));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         let Poll::Ready(Ok(reply)) = poll(&mut b, &count) else {
             panic!("b was answered")
         };
-        assert_eq!(reply.id(), Some(B));
+        assert_eq!(reply.id(), Some(b_id.as_str()));
         assert!(poll(&mut a, &count).is_pending(), "a still waits");
         assert_eq!(pending.len(), 1);
         // A second reply to b answers nobody.
-        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), None);
+        assert_eq!(answer(&pending, &b_id), None);
     }
 
     #[test]
     fn a_waiter_dropped_before_its_reply_leaves_nothing_behind() {
         let pending = PendingCalls::default();
         let count = Arc::new(Count::default());
-        let mut a = pending.register(A, 1, true).unwrap();
+        let (a_id, mut a) = pending.register(1, true).unwrap();
         assert!(poll(&mut a, &count).is_pending());
         drop(a);
         assert_eq!(pending.len(), 0);
-        assert_eq!(pending.complete(&key(A).unwrap(), reply_to(A)), None);
+        assert_eq!(answer(&pending, &a_id), None);
         // Answered but never polled: dropping it frees its entry too, which the next call reuses.
-        let b = pending.register(B, 2, false).unwrap();
+        let (b_id, b) = pending.register(2, false).unwrap();
         assert_eq!(pending.len(), 0, "a heartbeat is not a call");
-        assert_eq!(pending.complete(&key(B).unwrap(), reply_to(B)), Some(2));
+        assert_eq!(answer(&pending, &b_id), Some(2));
         drop(b);
-        let mut again = pending.register(A, 3, true).unwrap();
+        let (again_id, mut again) = pending.register(3, true).unwrap();
         assert_eq!(pending.lock().entries.len(), 1, "one entry, reused");
-        assert_eq!(pending.complete(&key(A).unwrap(), reply_to(A)), Some(3));
+        assert_eq!(
+            answer(&pending, &a_id),
+            None,
+            "an earlier id of the same entry"
+        );
+        assert_eq!(
+            answer(&pending, &b_id),
+            None,
+            "an earlier id of the same entry"
+        );
+        assert_eq!(answer(&pending, &again_id), Some(3));
         assert!(poll(&mut again, &count).is_ready());
+    }
+
+    #[test]
+    fn an_id_that_is_not_one_of_its_waiters_answers_nobody() {
+        let pending = PendingCalls::default();
+        let count = Arc::new(Count::default());
+        let (id, mut wait) = pending.register(1, true).unwrap();
+        let tag = MessageId::tag_of(id.as_bytes());
+        // The same entry's tag with other random digits; another entry's tag; digits that are
+        // not hex; an entry past the slab's end.
+        let mut other = *MessageId::tagged(tag).as_bytes();
+        other[9] = if other[9] == b'0' { b'1' } else { b'0' };
+        assert_eq!(MessageId::tag_of(&other), tag);
+        let strays = [
+            *MessageId::tagged(tag).as_bytes(),
+            other,
+            *MessageId::tagged(tag + 1).as_bytes(),
+            *MessageId::tagged(u32::MAX).as_bytes(),
+            *b"zzzzzzzz-0000-4000-8000-0000zzzzzzzz",
+        ];
+        for stray in &strays {
+            assert_eq!(pending.complete(stray, reply_to(id.as_str())), None);
+        }
+        assert!(poll(&mut wait, &count).is_pending(), "still waiting");
+        assert_eq!(answer(&pending, &id), Some(1));
+        assert!(poll(&mut wait, &count).is_ready());
+    }
+
+    #[test]
+    fn ids_in_flight_together_are_distinct_and_name_their_own_entry() {
+        let pending = PendingCalls::default();
+        let waits: Vec<_> = (0..500)
+            .map(|seq| pending.register(seq, true).unwrap())
+            .collect();
+        let ids: std::collections::HashSet<IdKey> =
+            waits.iter().map(|(id, _)| *id.as_bytes()).collect();
+        assert_eq!(ids.len(), waits.len());
+        // Answered in another order than registered, each reply finds its own call.
+        for (seq, (id, _)) in waits.iter().enumerate().rev() {
+            assert_eq!(answer(&pending, id), Some(seq as u64));
+        }
+        assert_eq!(pending.len(), 0);
     }
 
     #[test]
     fn closing_fails_every_waiter_and_every_later_registration() {
         let pending = PendingCalls::default();
         let count = Arc::new(Count::default());
-        let mut polled = pending.register(A, 1, true).unwrap();
-        let mut unpolled = pending.register(B, 2, true).unwrap();
+        let (_, mut polled) = pending.register(1, true).unwrap();
+        let (_, mut unpolled) = pending.register(2, true).unwrap();
         assert!(poll(&mut polled, &count).is_pending());
         pending.close(|| Error::Stopped { worker: "w".into() });
         assert_eq!(
@@ -358,21 +405,12 @@ mod tests {
         assert!(pending.is_closed());
         assert_eq!(pending.len(), 0);
         assert!(matches!(
-            pending.register(A, 3, true),
+            pending.register(3, true),
             Err(Error::Stopped { .. })
         ));
         assert!(matches!(
             pending.closed_error(),
             Some(Error::Stopped { .. })
-        ));
-    }
-
-    #[test]
-    fn an_id_of_another_length_is_refused() {
-        let pending = PendingCalls::default();
-        assert!(matches!(
-            pending.register("short", 1, true),
-            Err(Error::Transport(_))
         ));
     }
 }

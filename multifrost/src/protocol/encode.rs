@@ -56,14 +56,52 @@ pub(crate) struct MessageId([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl MessageId {
     pub fn new() -> MessageId {
+        MessageId::text(uuid::Uuid::new_v4())
+    }
+
+    /// A fresh id that carries `tag`, which [`tag_of`](Self::tag_of) reads back from its text.
+    /// It is still a random UUID v4: its last 32 bits (eight hex digits) are `tag` XOR its
+    /// first 32, which are random, so each id on its own is as random as [`new`](Self::new)'s.
+    pub fn tagged(tag: u32) -> MessageId {
+        let mut bytes = *uuid::Uuid::new_v4().as_bytes();
+        let mask = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+        bytes[12..].copy_from_slice(&(tag ^ mask).to_be_bytes());
+        MessageId::text(uuid::Uuid::from_bytes(bytes))
+    }
+
+    fn text(uuid: uuid::Uuid) -> MessageId {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        uuid.hyphenated().encode_lower(&mut text);
         MessageId(text)
+    }
+
+    /// The tag of an id made by [`tagged`](Self::tagged). For any other id it is a number of
+    /// no meaning: whoever looks it up compares the whole id too.
+    pub fn tag_of(id: &[u8; 36]) -> u32 {
+        let digits = |at: usize| hex_u32(id[at..at + 8].try_into().expect("8 digits"));
+        digits(0) ^ digits(28)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 36] {
+        &self.0
     }
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("a UUID's text is ASCII")
     }
+}
+
+/// Eight lowercase hex digits as a number, all at once in a word: a digit's low four bits,
+/// plus 9 for a letter (bit 6 set). Other characters give a number of no meaning.
+fn hex_u32(digits: [u8; 8]) -> u32 {
+    const LOW: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let word = u64::from_be_bytes(digits);
+    // One nibble per byte, the first digit in the top byte; then bytes packed pairwise.
+    let nibbles = ((word & LOW) + 9 * ((word >> 6) & ONES)) & LOW;
+    let pairs = (nibbles | nibbles >> 4) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;
+    (quads | quads >> 16) as u32
 }
 
 /// Appends `text` as a msgpack str in its shortest format (as `rmp::encode::write_str` does,
@@ -413,6 +451,35 @@ mod tests {
     /// these messages is over 100 bytes).
     fn fitted(message: &[u8], capacity: usize) -> bool {
         capacity <= message.len() + 64
+    }
+
+    #[test]
+    fn a_tagged_id_is_uuid_v4_text_that_gives_its_tag_back() {
+        let mut seen = std::collections::HashSet::new();
+        for tag in [0, 1, 0xf, 0x1234_abcd, u32::MAX]
+            .into_iter()
+            .chain(0..1000)
+        {
+            let id = MessageId::tagged(tag);
+            let uuid = uuid::Uuid::parse_str(id.as_str()).expect("UUID text");
+            assert_eq!(uuid.get_version_num(), 4, "{}", id.as_str());
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.as_str(), uuid.hyphenated().to_string(), "lowercase");
+            assert_eq!(MessageId::tag_of(&id.0), tag);
+            assert!(seen.insert(id.0), "ids of one tag differ");
+        }
+        assert_eq!(
+            MessageId::tag_of(b"ffffffff-0000-4000-8000-0000ffffffff"),
+            0
+        );
+        assert_eq!(
+            MessageId::tag_of(b"00000000-0000-4000-8000-00000123abcd"),
+            0x0123_abcd
+        );
+        for value in [0, 9, 10, 0xdead_beef, u32::MAX] {
+            let digits: [u8; 8] = format!("{value:08x}").into_bytes().try_into().unwrap();
+            assert_eq!(hex_u32(digits), value);
+        }
     }
 
     #[test]
