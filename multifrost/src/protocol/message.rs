@@ -71,6 +71,32 @@ impl MessageKind {
     }
 }
 
+/// Where a field is in a message's frame. Its offsets are u32, not usize: a reply is moved
+/// several times on its way to its call, and usize ranges made a message 328 bytes instead of
+/// 232. A frame of 4 GiB or more is too large for any peer (see [`RawMessage::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// `None` for a range that ends past the first 4 GiB of a frame.
+    fn new(range: Range<usize>) -> Option<Span> {
+        Some(Span {
+            start: range.start.try_into().ok()?,
+            end: range.end.try_into().ok()?,
+        })
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The largest frame whose every field a [`Span`] can hold.
+const MAX_FRAME_LEN: usize = u32::MAX as usize;
+
 /// A received message, validated, with its payload values still encoded.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
@@ -79,26 +105,28 @@ pub struct RawMessage {
     /// as v4).
     current_protocol: bool,
     /// The text fields, as spans of UTF-8 in `frame` (see their accessors).
-    id: Option<Range<usize>>,
+    id: Option<Span>,
     /// `type`.
     pub kind: MessageKind,
-    function: Option<Range<usize>>,
+    function: Option<Span>,
     /// `None` when absent, `Some(None)` when nil.
-    namespace: Option<Option<Range<usize>>>,
-    client_name: Option<Range<usize>>,
-    error: Option<Range<usize>>,
-    output: Option<Range<usize>>,
+    namespace: Option<Option<Span>>,
+    client_name: Option<Span>,
+    error: Option<Span>,
+    output: Option<Span>,
     /// Each argument's bytes, with what the scan found in it.
-    args: Option<Vec<(Range<usize>, Summary)>>,
-    result: Option<(Range<usize>, Summary)>,
-    error_data: Option<(Range<usize>, Summary)>,
-    metadata: Option<(Range<usize>, Summary)>,
+    args: Option<Vec<(Span, Summary)>>,
+    result: Option<(Span, Summary)>,
+    error_data: Option<(Span, Summary)>,
+    metadata: Option<(Span, Summary)>,
     /// The first limit the message broke, if any. Structure errors fail the parse instead.
     pub violation: Option<DecodeError>,
 }
 
 impl RawMessage {
-    /// Parses and validates one payload frame.
+    /// Parses and validates one payload frame. A frame over `limits.max_message_len`, or of
+    /// 4 GiB or more whatever the limit, is a violation (its fields past the first 4 GiB are
+    /// left out: the message is only answered with the violation).
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<RawMessage, DecodeError> {
         let mut message = RawMessage {
             frame: frame.clone(),
@@ -116,10 +144,11 @@ impl RawMessage {
             metadata: None,
             violation: None,
         };
-        if frame.len() > limits.max_message_len {
+        let limit = limits.max_message_len.min(MAX_FRAME_LEN);
+        if frame.len() > limit {
             message.violation = Some(DecodeError::MessageTooLarge {
                 len: frame.len(),
-                limit: limits.max_message_len,
+                limit,
             });
         }
         let buf = &frame[..];
@@ -177,7 +206,8 @@ impl RawMessage {
                 continue; // Non-string keys at the top level mean nothing to us.
             };
             let span = value_start..value_end;
-            let text = || text_at(buf, span.clone());
+            let text = || text_at(buf, span.clone()).and_then(Span::new);
+            let value = || Some((Span::new(span.clone())?, summary));
             match key {
                 b"app" => {
                     message.current_protocol = str_bytes(&buf[span]) == Some(APP_ID.as_bytes())
@@ -192,17 +222,15 @@ impl RawMessage {
                     message.namespace = Some(if buf[value_start] == 0xc0 {
                         None
                     } else {
-                        Some(text().unwrap_or(value_end..value_end))
+                        text().or(Span::new(value_end..value_end))
                     })
                 }
                 b"client_name" | b"clientName" => message.client_name = text(),
                 b"error" => message.error = text(),
                 b"output" => message.output = text(),
-                b"result" => message.result = Some((span, summary)),
-                b"metadata" => message.metadata = Some((span, summary)),
-                key if key == ERROR_DATA_KEY.as_bytes() => {
-                    message.error_data = Some((span, summary))
-                }
+                b"result" => message.result = value(),
+                b"metadata" => message.metadata = value(),
+                key if key == ERROR_DATA_KEY.as_bytes() => message.error_data = value(),
                 _ => {}
             }
         }
@@ -218,8 +246,8 @@ impl RawMessage {
     }
 
     /// The text at `span` of the frame, if the field was a str of valid UTF-8.
-    fn text(&self, span: &Option<Range<usize>>) -> Option<&str> {
-        std::str::from_utf8(&self.frame[span.clone()?]).ok()
+    fn text(&self, span: &Option<Span>) -> Option<&str> {
+        std::str::from_utf8(&self.frame[span.as_ref()?.range()]).ok()
     }
 
     /// `id`: the message's own, or that of the call a reply answers. Like every text field,
@@ -238,7 +266,7 @@ impl RawMessage {
     pub fn namespace(&self) -> Option<Option<&str>> {
         self.namespace.as_ref().map(|span| {
             span.as_ref()
-                .map(|span| std::str::from_utf8(&self.frame[span.clone()]).unwrap_or(""))
+                .map(|span| std::str::from_utf8(&self.frame[span.range()]).unwrap_or(""))
         })
     }
 
@@ -263,7 +291,7 @@ impl RawMessage {
             spans
                 .iter()
                 .map(|(span, summary)| {
-                    EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+                    EncodedValue::from_validated(self.frame.slice(span.range()), *summary)
                 })
                 .collect()
         })
@@ -274,7 +302,7 @@ impl RawMessage {
     pub fn result(&self) -> EncodedValue {
         match &self.result {
             Some((span, summary)) => {
-                EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+                EncodedValue::from_validated(self.frame.slice(span.range()), *summary)
             }
             None => EncodedValue::nil(),
         }
@@ -284,7 +312,7 @@ impl RawMessage {
     pub fn error_data(&self) -> Option<EncodedValue> {
         let (span, summary) = self.error_data.as_ref()?;
         Some(EncodedValue::from_validated(
-            self.frame.slice(span.clone()),
+            self.frame.slice(span.range()),
             *summary,
         ))
     }
@@ -294,7 +322,7 @@ impl RawMessage {
         match self
             .metadata
             .as_ref()
-            .map(|(span, _)| decode_value(&self.frame[span.clone()]))
+            .map(|(span, _)| decode_value(&self.frame[span.range()]))
         {
             Some(Ok(Value::Map(entries))) => entries,
             _ => Vec::new(),
@@ -311,13 +339,13 @@ impl RawMessage {
     pub fn metadata_bytes(&self) -> Option<&[u8]> {
         self.metadata
             .as_ref()
-            .map(|(span, _)| &self.frame[span.clone()])
+            .map(|(span, _)| &self.frame[span.range()])
     }
 
     /// The `metadata` value still encoded, with what its scan found; `None` when absent.
     pub(crate) fn metadata_value(&self) -> Option<EncodedValue> {
         self.metadata.as_ref().map(|(span, summary)| {
-            EncodedValue::from_validated(self.frame.slice(span.clone()), *summary)
+            EncodedValue::from_validated(self.frame.slice(span.range()), *summary)
         })
     }
 }
@@ -429,7 +457,7 @@ fn array_items(
     start: usize,
     limits: &Limits,
     message: &mut RawMessage,
-) -> Result<Option<(Vec<(Range<usize>, Summary)>, usize)>, DecodeError> {
+) -> Result<Option<(Vec<(Span, Summary)>, usize)>, DecodeError> {
     let mut pos = start;
     let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
     let count = match (marker, read_header(buf, &mut pos)?) {
@@ -461,7 +489,10 @@ fn array_items(
         let mut summary = Summary::default();
         match skip_value(buf, pos, 2, limits, &mut message.violation, &mut summary) {
             Ok(end) => {
-                items.push((pos..end, summary));
+                // Past the first 4 GiB only in a frame refused as too large.
+                if let Some(span) = Span::new(pos..end) {
+                    items.push((span, summary));
+                }
                 pos = end;
             }
             Err(too_deep @ DecodeError::TooDeep { .. }) => {
@@ -487,6 +518,17 @@ mod tests {
             buf.extend_from_slice(value);
         }
         Bytes::from(buf)
+    }
+
+    #[test]
+    fn a_span_holds_any_range_inside_the_first_4_gib() {
+        let last = u32::MAX as usize;
+        let span = Span::new(7..last).expect("inside");
+        assert_eq!(span.range(), 7..last);
+        assert_eq!(Span::new(last..last + 1), None);
+        assert_eq!(Span::new(0..last + 1), None);
+        // What it is for: a reply is moved several times on its way to its call.
+        assert!(std::mem::size_of::<RawMessage>() <= 232);
     }
 
     fn str16(text: &str) -> Vec<u8> {
