@@ -1,4 +1,4 @@
-//! The table of calls waiting for their reply, keyed by message id.
+//! The table of calls waiting for their reply, found by the index their message id carries.
 //!
 //! Each waiting message has an entry in a slab that its [`ReplyWait`] future polls: the reply
 //! is written into the entry and the future woken, with no channel allocated per call (a
@@ -343,17 +343,31 @@ mod tests {
     fn an_id_that_is_not_one_of_its_waiters_answers_nobody() {
         let pending = PendingCalls::default();
         let count = Arc::new(Count::default());
-        let (id, mut wait) = pending.register(1, true).unwrap();
+        // A call whose last four digits hold a letter (a few tries; each retry frees the entry),
+        // and a second call, so that another live entry has a tag too.
+        let (id, mut wait) = loop {
+            let (id, wait) = pending.register(1, true).unwrap();
+            if id.as_bytes()[32..].iter().any(u8::is_ascii_lowercase) {
+                break (id, wait);
+            }
+        };
+        let (second, mut second_wait) = pending.register(2, true).unwrap();
         let tag = MessageId::tag_of(id.as_bytes());
-        // The same entry's tag with other random digits; another entry's tag; digits that are
-        // not hex; an entry past the slab's end.
-        let mut other = *MessageId::tagged(tag).as_bytes();
-        other[9] = if other[9] == b'0' { b'1' } else { b'0' };
-        assert_eq!(MessageId::tag_of(&other), tag);
+        // One digit off outside the tag's digits: same tag.
+        let mut one_off = *id.as_bytes();
+        one_off[9] = if one_off[9] == b'0' { b'1' } else { b'0' };
+        // A letter of the last digits in upper case reads as the same tag too: only the whole
+        // id's compare tells it apart.
+        let mut upper = *id.as_bytes();
+        let letter = (32..36).find(|&at| upper[at].is_ascii_lowercase()).unwrap();
+        upper[letter] = upper[letter].to_ascii_uppercase();
+        assert_eq!(MessageId::tag_of(&one_off), tag);
+        assert_eq!(MessageId::tag_of(&upper), tag);
         let strays = [
+            one_off,
+            upper,
             *MessageId::tagged(tag).as_bytes(),
-            other,
-            *MessageId::tagged(tag + 1).as_bytes(),
+            *MessageId::tagged(MessageId::tag_of(second.as_bytes())).as_bytes(),
             *MessageId::tagged(u32::MAX).as_bytes(),
             *b"zzzzzzzz-0000-4000-8000-0000zzzzzzzz",
         ];
@@ -361,8 +375,11 @@ mod tests {
             assert_eq!(pending.complete(stray, reply_to(id.as_str())), None);
         }
         assert!(poll(&mut wait, &count).is_pending(), "still waiting");
+        assert!(poll(&mut second_wait, &count).is_pending(), "still waiting");
         assert_eq!(answer(&pending, &id), Some(1));
+        assert_eq!(answer(&pending, &second), Some(2));
         assert!(poll(&mut wait, &count).is_ready());
+        assert!(poll(&mut second_wait, &count).is_ready());
     }
 
     #[test]
