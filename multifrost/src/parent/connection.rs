@@ -332,7 +332,8 @@ async fn receive_loop(
             MessageKind::Response | MessageKind::Error | MessageKind::Heartbeat => {
                 // Every message of ours has a 36-byte id: a reply with another one answers
                 // nothing that waits. The id is copied out, as the message itself is handed on.
-                let Some(key) = message.id().and_then(pending::key) else {
+                // Compared as bytes with ids of ours, which are ASCII: no UTF-8 check.
+                let Some(key) = message.id_bytes().and_then(pending::key) else {
                     tracing::debug!(worker = %connection.worker, id = message.id(), "reply for a call nobody waits for");
                     continue;
                 };

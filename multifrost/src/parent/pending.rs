@@ -23,8 +23,8 @@ pub(crate) type Reply = Result<RawMessage, Error>;
 pub(crate) type IdKey = [u8; 36];
 
 /// The key of `id`; `None` for an id of another length, which no message of ours has.
-pub(crate) fn key(id: &str) -> Option<IdKey> {
-    id.as_bytes().try_into().ok()
+pub(crate) fn key(id: &[u8]) -> Option<IdKey> {
+    id.try_into().ok()
 }
 
 /// Calls in flight on one connection.

@@ -104,7 +104,9 @@ pub struct RawMessage {
     /// Whether `app` is this protocol's, or absent (Python accepts a message without `app`
     /// as v4).
     current_protocol: bool,
-    /// The text fields, as spans of UTF-8 in `frame` (see their accessors).
+    /// The text fields, as spans of their str's bytes in `frame`, checked for UTF-8 when read
+    /// (see their accessors): each is read about once, so checking at the parse too would do
+    /// it twice.
     id: Option<Span>,
     /// `type`.
     pub kind: MessageKind,
@@ -206,7 +208,7 @@ impl RawMessage {
                 continue; // Non-string keys at the top level mean nothing to us.
             };
             let span = value_start..value_end;
-            let text = || text_at(buf, span.clone()).and_then(Span::new);
+            let text = || str_at(buf, span.clone()).and_then(Span::new);
             let value = || Some((Span::new(span.clone())?, summary));
             match key {
                 b"app" => {
@@ -254,6 +256,11 @@ impl RawMessage {
     /// `None` when absent or not a str of valid UTF-8.
     pub fn id(&self) -> Option<&str> {
         self.text(&self.id)
+    }
+
+    /// The bytes of the `id` str, not checked for UTF-8: for comparing with ids of our own.
+    pub(crate) fn id_bytes(&self) -> Option<&[u8]> {
+        Some(&self.frame[self.id?.range()])
     }
 
     /// `function`, in a call.
@@ -387,7 +394,8 @@ pub(crate) fn map_entry<'a>(map: &'a [u8], key: &str) -> Option<&'a [u8]> {
     for _ in 0..items {
         let key_end = skip(pos)?;
         let value_end = skip(key_end)?;
-        if as_str(&map[pos..key_end]) == Some(key) {
+        // Compared as bytes: equal to a str, they are its UTF-8.
+        if str_bytes(&map[pos..key_end]) == Some(key.as_bytes()) {
             return Some(&map[key_end..value_end]);
         }
         pos = value_end;
@@ -440,12 +448,11 @@ fn str_range(bytes: &[u8]) -> Option<Range<usize>> {
     Some(start..end)
 }
 
-/// Where the text of the str value at `span` is, if it is a str of valid UTF-8.
-fn text_at(buf: &[u8], span: Range<usize>) -> Option<Range<usize>> {
-    let value = &buf[span.clone()];
-    let text = as_str(value)?;
-    let start = span.end - text.len();
-    Some(start..span.end)
+/// Where the bytes of the str value at `span` are, if it is a str, all of it (their UTF-8 is
+/// checked when the field is read).
+fn str_at(buf: &[u8], span: Range<usize>) -> Option<Range<usize>> {
+    let text = str_range(&buf[span.clone()])?;
+    (text.end == span.len()).then(|| span.start + text.start..span.end)
 }
 
 /// The items of the `args` array starting at `start`, each with what its walk found, and the
@@ -590,7 +597,23 @@ mod tests {
         ]);
         let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
         assert_eq!(parsed.id(), None);
+        assert_eq!(
+            parsed.id_bytes(),
+            Some(&[0xff, 0xfe][..]),
+            "its bytes, unchecked"
+        );
         assert_eq!(parsed.kind, MessageKind::Response);
         assert!(!parsed.is_current_protocol());
+        // A field that is not a str has no bytes either; a namespace that is not UTF-8 reads as
+        // the empty one, as one of another type does.
+        let frame = message(&[
+            (&fixstr("id"), &[0x07]),
+            (&fixstr("function"), &[0xa2, 0xc3, 0x28]),
+            (&fixstr("namespace"), &[0xa1, 0x80]),
+        ]);
+        let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
+        assert_eq!((parsed.id(), parsed.id_bytes()), (None, None));
+        assert_eq!(parsed.function(), None);
+        assert_eq!(parsed.namespace(), Some(Some("")));
     }
 }
