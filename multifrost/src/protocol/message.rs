@@ -405,12 +405,7 @@ pub(crate) fn map_entry<'a>(map: &'a [u8], key: &str) -> Option<&'a [u8]> {
 
 /// The str encoded in `value`, if it is one.
 pub(crate) fn as_str(value: &[u8]) -> Option<&str> {
-    let text = str_range(value)?;
-    // The str is the whole value, with nothing after it.
-    if text.end != value.len() {
-        return None;
-    }
-    std::str::from_utf8(&value[text]).ok()
+    std::str::from_utf8(&value[whole_str(value)?]).ok()
 }
 
 /// The number encoded in `value` as f64, if it is a float or an integer.
@@ -448,11 +443,17 @@ fn str_range(bytes: &[u8]) -> Option<Range<usize>> {
     Some(start..end)
 }
 
+/// Where the bytes of the str `value` are, if it is a str with nothing after it (not checked
+/// for UTF-8).
+fn whole_str(value: &[u8]) -> Option<Range<usize>> {
+    str_range(value).filter(|text| text.end == value.len())
+}
+
 /// Where the bytes of the str value at `span` are, if it is a str, all of it (their UTF-8 is
 /// checked when the field is read).
 fn str_at(buf: &[u8], span: Range<usize>) -> Option<Range<usize>> {
-    let text = str_range(&buf[span.clone()])?;
-    (text.end == span.len()).then(|| span.start + text.start..span.end)
+    let text = whole_str(&buf[span.clone()])?;
+    Some(span.start + text.start..span.start + text.end)
 }
 
 /// The items of the `args` array starting at `start`, each with what its walk found, and the
