@@ -82,7 +82,7 @@ impl PendingCalls {
                 inner.entries.len() - 1
             }
         };
-        // A slab of more than u32::MAX entries would be a billion calls in flight on one
+        // A slab of more than u32::MAX entries would be four billion calls in flight on one
         // connection, which the in-flight budget never lets through.
         let tag = u32::try_from(index).expect("fewer than 2^32 messages in flight");
         let id = MessageId::tagged(tag);
