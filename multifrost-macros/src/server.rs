@@ -35,7 +35,11 @@ pub fn expand(worker: &Worker) -> TokenStream {
     let arms = methods
         .iter()
         .filter(|method| method.is_async)
-        .map(|method| dispatch_arm(worker, method));
+        .map(|method| {
+            let wire_name = &method.wire_name;
+            let body = arm_body(worker, method);
+            quote!(#wire_name => #body)
+        });
     let sync_methods: Vec<&Method> = methods.iter().filter(|method| !method.is_async).collect();
     let describe = describe::expand(worker);
     // Sync methods are decoded, run and encoded by one job (`dispatch_blocking`), which the
@@ -44,51 +48,41 @@ pub fn expand(worker: &Worker) -> TokenStream {
     let (blocking, blocking_first) = if sync_methods.is_empty() {
         (TokenStream::new(), TokenStream::new())
     } else {
-        let names = sync_methods.iter().map(|method| &method.wire_name);
-        let sync_arms = sync_methods
-            .iter()
-            .map(|method| dispatch_arm(worker, method));
+        let sync_arms = sync_methods.iter().map(|method| {
+            let wire_name = &method.wire_name;
+            let body = arm_body(worker, method);
+            // A closure that captures nothing: a plain `fn`, so the job needs no allocation
+            // of its own, and the call it reads stays whole until the runtime drops it.
+            quote! {
+                #wire_name => ::core::option::Option::Some(#krate::__private::BlockingCall {
+                    function: #wire_name,
+                    run: |__multifrost_this: &Self, __multifrost_call: &#krate::IncomingCall|
+                        -> ::core::result::Result<#krate::EncodedValue, #krate::CallError> {
+                        let __multifrost_args = &__multifrost_call.args;
+                        let __multifrost_context = &__multifrost_call.context;
+                        #body
+                    },
+                }),
+            }
+        });
         let blocking = quote! {
-            #[allow(clippy::result_large_err)]
             fn dispatch_blocking(
-                self: ::std::sync::Arc<Self>,
-                __multifrost_call: #krate::IncomingCall,
-            ) -> ::core::result::Result<#krate::__private::BlockingCall, #krate::IncomingCall> {
-                let __multifrost_function: &'static str = match __multifrost_call.function.as_str() {
-                    #(#names => #names,)*
-                    _ => return ::core::result::Result::Err(__multifrost_call),
-                };
-                let __multifrost_this = self;
-                ::core::result::Result::Ok(#krate::__private::BlockingCall {
-                    function: __multifrost_function,
-                    run: ::std::boxed::Box::new(
-                        move || -> ::core::result::Result<#krate::EncodedValue, #krate::CallError> {
-                            let #krate::IncomingCall {
-                                args: __multifrost_args,
-                                context: __multifrost_context,
-                                ..
-                            } = __multifrost_call;
-                            match __multifrost_function {
-                                #(#sync_arms)*
-                                __multifrost_other => ::core::result::Result::Err(
-                                    #krate::CallError::function_not_found(__multifrost_other),
-                                ),
-                            }
-                        },
-                    ),
-                })
+                &self,
+                __multifrost_function: &str,
+            ) -> ::core::option::Option<#krate::__private::BlockingCall<Self>> {
+                match __multifrost_function {
+                    #(#sync_arms)*
+                    _ => ::core::option::Option::None,
+                }
             }
         };
         let blocking_first = quote! {
-            let __multifrost_call = match <Self as #krate::Worker>::dispatch_blocking(
-                ::std::sync::Arc::clone(&self),
-                __multifrost_call,
-            ) {
-                ::core::result::Result::Ok(__multifrost_job) => {
-                    return #krate::__private::run_blocking_call(__multifrost_job).await;
-                }
-                ::core::result::Result::Err(__multifrost_call) => __multifrost_call,
-            };
+            if let ::core::option::Option::Some(__multifrost_job) =
+                <Self as #krate::Worker>::dispatch_blocking(&self, &__multifrost_call.function)
+            {
+                return #krate::__private::run_blocking_call(self, __multifrost_call, __multifrost_job)
+                    .await;
+            }
         };
         (blocking, blocking_first)
     };
@@ -130,7 +124,9 @@ pub fn expand(worker: &Worker) -> TokenStream {
 
 /// `"add" => { decode the arguments; call; encode }`: for a sync method, the body of its
 /// blocking job.
-fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
+/// What a call of `method` runs: decode the arguments, run the method, encode what it
+/// returned; it reads `__multifrost_args` and `__multifrost_context`, both borrowed.
+fn arm_body(worker: &Worker, method: &Method) -> TokenStream {
     let krate = &worker.krate;
     let wire_name = &method.wire_name;
     let positional = &method.params;
@@ -141,23 +137,24 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
         .map(|index| format_ident!("__multifrost_arg{}", index))
         .collect();
     let decode = if positional.is_empty() {
-        quote!(#krate::__private::Args::new(#wire_name, __multifrost_args, 0, &[])?;)
+        quote!(#krate::__private::Args::new(#wire_name, &__multifrost_args, 0, &[])?;)
     } else {
         let lets = positional.iter().zip(&bindings).map(|(param, binding)| {
             let ty = &param.ty;
             let next = match (param.omittable, is_bin(ty)) {
-                (true, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_optional()?),
-                (false, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_next()?),
+                (true, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_optional(__multifrost_values)?),
+                (false, false) => quote_spanned!(ty.span()=> __multifrost_args.decode_next(__multifrost_values)?),
                 (true, true) => {
-                    quote_spanned!(ty.span()=> __multifrost_args.decode_optional_bin()?)
+                    quote_spanned!(ty.span()=> __multifrost_args.decode_optional_bin(__multifrost_values)?)
                 }
-                (false, true) => quote_spanned!(ty.span()=> __multifrost_args.decode_next_bin()?),
+                (false, true) => quote_spanned!(ty.span()=> __multifrost_args.decode_next_bin(__multifrost_values)?),
             };
             quote!(let #binding: #ty = #next;)
         });
         quote! {
+            let __multifrost_values: &[#krate::EncodedValue] = &__multifrost_args;
             let mut __multifrost_args =
-                #krate::__private::Args::new(#wire_name, __multifrost_args, #required, &[#(#names),*])?;
+                #krate::__private::Args::new(#wire_name, __multifrost_values, #required, &[#(#names),*])?;
             #(#lets)*
         }
     };
@@ -217,7 +214,7 @@ fn dispatch_arm(worker: &Worker, method: &Method) -> TokenStream {
         }
     };
     quote! {
-        #wire_name => {
+        {
             #decode
             #reply
         }

@@ -62,11 +62,12 @@ pub fn function_list(names: &[&str]) -> Vec<String> {
 }
 
 /// A call's positional arguments, decoded one by one into the method's parameter types, with
-/// errors that name the function, the argument's position and name, and what arrived.
+/// errors that name the function, the argument's position and name, and what arrived. Each
+/// decode is handed the arguments, which stay the call's: a sync method's call is dropped by
+/// the runtime's thread, which made it (see `SyncCall` in `child/serve.rs`).
 pub struct Args {
     function: &'static str,
     names: &'static [&'static str],
-    values: std::vec::IntoIter<EncodedValue>,
     /// How many arguments were taken so far.
     taken: usize,
 }
@@ -76,7 +77,7 @@ impl Args {
     /// is not a trailing `Option`) and at most one per name.
     pub fn new(
         function: &'static str,
-        values: Vec<EncodedValue>,
+        values: &[EncodedValue],
         required: usize,
         names: &'static [&'static str],
     ) -> Result<Args, CallError> {
@@ -90,15 +91,17 @@ impl Args {
         Ok(Args {
             function,
             names,
-            values: values.into_iter(),
             taken: 0,
         })
     }
 
     /// Decodes the next argument.
-    pub fn decode_next<T: DeserializeOwned>(&mut self) -> Result<T, CallError> {
-        match self.values.next() {
-            Some(value) => self.decode(&value),
+    pub fn decode_next<T: DeserializeOwned>(
+        &mut self,
+        values: &[EncodedValue],
+    ) -> Result<T, CallError> {
+        match values.get(self.taken) {
+            Some(value) => self.decode(value),
             None => Err(CallError::new(format!(
                 "{}: missing argument {}",
                 self.function,
@@ -109,9 +112,12 @@ impl Args {
 
     /// Decodes the next argument of a trailing `Option<T>` parameter: `None` when the caller
     /// left it out.
-    pub fn decode_optional<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CallError> {
-        match self.values.next() {
-            Some(value) => self.decode(&value),
+    pub fn decode_optional<T: DeserializeOwned>(
+        &mut self,
+        values: &[EncodedValue],
+    ) -> Result<Option<T>, CallError> {
+        match values.get(self.taken) {
+            Some(value) => self.decode(value),
             None => {
                 self.taken += 1;
                 Ok(None)
@@ -120,9 +126,12 @@ impl Args {
     }
 
     /// Decodes the next argument of a byte-string parameter (see [`BinValue`]).
-    pub fn decode_next_bin<T: BinValue>(&mut self) -> Result<T, CallError> {
-        match self.values.next() {
-            Some(value) => self.decode_bin(&value),
+    pub fn decode_next_bin<T: BinValue>(
+        &mut self,
+        values: &[EncodedValue],
+    ) -> Result<T, CallError> {
+        match values.get(self.taken) {
+            Some(value) => self.decode_bin(value),
             None => Err(CallError::new(format!(
                 "{}: missing argument {}",
                 self.function,
@@ -133,9 +142,12 @@ impl Args {
 
     /// Decodes the next argument of a trailing `Option` byte-string parameter: `None` when the
     /// caller left it out or sent nil.
-    pub fn decode_optional_bin<T: BinValue>(&mut self) -> Result<Option<T>, CallError> {
-        match self.values.next() {
-            Some(value) => self.decode_bin(&value),
+    pub fn decode_optional_bin<T: BinValue>(
+        &mut self,
+        values: &[EncodedValue],
+    ) -> Result<Option<T>, CallError> {
+        match values.get(self.taken) {
+            Some(value) => self.decode_bin(value),
             None => {
                 self.taken += 1;
                 Ok(None)
@@ -234,10 +246,14 @@ where
     }
 }
 
-/// Runs a sync method's job (see `Worker::dispatch_blocking`) on the threads kept for sync
-/// methods and waits for it: how `dispatch` answers a call to a sync method.
-pub async fn run_blocking_call(job: BlockingCall) -> Result<EncodedValue, CallError> {
-    run_blocking(job.function, job.run).await?
+/// Runs a sync method's job (see `Worker::dispatch_blocking`) on `call` on the threads kept
+/// for sync methods and waits for it: how `dispatch` answers a call to a sync method.
+pub async fn run_blocking_call<W: Send + Sync + 'static>(
+    worker: std::sync::Arc<W>,
+    call: crate::IncomingCall,
+    job: BlockingCall<W>,
+) -> Result<EncodedValue, CallError> {
+    run_blocking(job.function, move || (job.run)(&worker, &call)).await?
 }
 
 /// Encodes what a method returned.

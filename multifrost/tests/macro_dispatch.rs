@@ -170,22 +170,28 @@ async fn dispatch_err(function: &str, args: Vec<EncodedValue>) -> String {
 
 #[test]
 fn a_sync_method_is_a_job_that_answers_like_dispatch_and_an_async_one_is_not() {
-    let job = Arc::new(Math)
-        .dispatch_blocking(call("factorial", vec![value(5)]))
-        .unwrap_or_else(|_| panic!("factorial is a sync method: it has a job"));
+    let job = Math
+        .dispatch_blocking("factorial")
+        .unwrap_or_else(|| panic!("factorial is a sync method: it has a job"));
     assert_eq!(job.function, "factorial");
-    assert_eq!((job.run)().unwrap().decode::<u64>().unwrap(), 120);
-    let wrong = Arc::new(Math)
-        .dispatch_blocking(call("factorial", vec![value("five")]))
-        .unwrap_or_else(|_| panic!("a job, whatever its arguments"));
+    let five = call("factorial", vec![value(5)]);
     assert_eq!(
-        (wrong.run)().unwrap_err().message(),
+        (job.run)(&Math, &five).unwrap().decode::<u64>().unwrap(),
+        120
+    );
+    let wrong = call("factorial", vec![value("five")]);
+    assert_eq!(
+        (job.run)(&Math, &wrong).unwrap_err().message(),
         r#"factorial: argument 1 (n): expected u32, got str "five""#
     );
-    let back = Arc::new(Math).dispatch_blocking(call("add", vec![value(1), value(2)]));
-    assert_eq!(back.err().map(|call| call.function), Some("add".to_owned()));
-    let unknown = Arc::new(Math).dispatch_blocking(call("nope", vec![]));
-    assert!(unknown.is_err(), "an unknown function goes to dispatch");
+    assert!(
+        Math.dispatch_blocking("add").is_none(),
+        "add is an async method: it goes to dispatch"
+    );
+    assert!(
+        Math.dispatch_blocking("nope").is_none(),
+        "an unknown function goes to dispatch"
+    );
 }
 
 #[tokio::test]

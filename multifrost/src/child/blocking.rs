@@ -20,7 +20,20 @@ use std::time::{Duration, Instant};
 /// A queued call: the method, already bound to its arguments and to where its answer goes. It
 /// catches its method's panic itself (`run_blocking`, `Server::run_blocking_call`); the pool
 /// catches anything else, so that its thread and its counts stay right.
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn Run>;
+
+/// What the pool runs. A closure is one; a job may also be a struct that, once run, hands
+/// itself back to the thread that made it (`Server::run_blocking_call`), so that its memory is
+/// freed where it was allocated.
+pub(crate) trait Run: Send {
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce() + Send> Run for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
 
 /// Calls wait this long with no call starting before the pool adds a thread.
 const STUCK_AFTER: Duration = Duration::from_millis(2);
@@ -150,7 +163,7 @@ impl Pool {
                 drop(state);
                 // A job catches its method's panics itself; this keeps the thread (and the
                 // count of busy threads) right should anything else in it panic.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()));
                 state = self.state.lock().expect("blocking pool lock");
                 state.busy -= 1;
                 if outcome.is_err() {

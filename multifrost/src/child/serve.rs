@@ -187,7 +187,7 @@ impl<W: Worker> Server<W> {
     async fn outbox(
         self: Arc<Self>,
         mut output: CapturedStdio,
-        mut replies: mpsc::UnboundedReceiver<(Bytes, Vec<u8>)>,
+        mut replies: mpsc::UnboundedReceiver<Reply>,
         mut sender: RouterSendHalf,
     ) {
         let mut lines = VecDeque::new();
@@ -205,10 +205,11 @@ impl<W: Worker> Server<W> {
                     if batch.is_empty() {
                         return; // Serving stopped: all is sent.
                     }
-                    for (routing_id, payload) in batch {
+                    for Reply { routing_id, payload, leftovers } in batch {
                         if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
                             tracing::warn!("could not send a reply: {err}");
                         }
+                        drop(leftovers);
                     }
                 }
                 () = output.readable() => {
@@ -352,17 +353,12 @@ impl<W: Worker> Server<W> {
             "call received"
         );
         // A call with a deadline needs a timer to be abandoned at it: it goes the way below.
-        let call = if deadline.is_none() {
-            match self.worker.clone().dispatch_blocking(call) {
-                Ok(job) => {
-                    self.run_blocking_call(job, answer, cancelled, replies);
-                    return;
-                }
-                Err(call) => call,
+        if deadline.is_none() {
+            if let Some(job) = self.worker.dispatch_blocking(&call.function) {
+                self.run_blocking_call(job, call, answer, cancelled, replies);
+                return;
             }
-        } else {
-            call
-        };
+        }
         let function = call.function.clone();
         // The location is taken in the poll that caught the panic, on its thread.
         let mut dispatch = AssertUnwindSafe(self.worker.clone().dispatch(call))
@@ -473,7 +469,8 @@ impl<W: Worker> Server<W> {
     /// stops the reply (see [`Cancel::Blocking`]).
     fn run_blocking_call(
         self: &Arc<Self>,
-        job: BlockingCall,
+        job: BlockingCall<W>,
+        call: IncomingCall,
         answer: Answer,
         cancelled: Arc<AtomicBool>,
         replies: &Replies,
@@ -487,27 +484,70 @@ impl<W: Worker> Server<W> {
                 cancelled,
             },
         );
-        let server = self.clone();
-        let replies = replies.clone();
-        super::blocking::pool().submit(Box::new(move || {
-            let BlockingCall { function, run } = job;
-            // The location is taken by the panic hook, on this thread.
-            let outcome =
-                std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(CaughtPanic::take);
-            if answered.load(Ordering::Acquire) {
-                // Cancelled (the cancel took its entry out of `running`): its reply would not
-                // be sent, so it is not built either.
-                let correlation_id = answer.correlation_id.as_deref();
-                tracing::debug!(function, correlation_id, "call cancelled by the parent");
-                return;
-            }
-            let payload = answer.reply(outcome, function, server.wide_integers);
-            let key = (answer.routing_id, answer.id);
-            server.running.lock().expect("running lock").remove(&key);
-            if !answered.swap(true, Ordering::AcqRel) {
-                replies.send(key.0, payload);
-            }
+        super::blocking::pool().submit(Box::new(SyncCall {
+            server: self.clone(),
+            job,
+            call,
+            answer,
+            answered,
+            replies: replies.clone(),
+            finished: None,
         }));
+    }
+}
+
+/// A call to a sync method, as the threads for sync methods run it. Everything in it was made
+/// by the runtime's thread, and goes back there with the reply to be dropped (see
+/// [`Replies::send_returning`]): memory freed on another thread than the one that allocated
+/// it takes a lock of glibc's allocator, which the runtime's thread, allocating for the next
+/// calls, held often enough that the two threads woke each other through the kernel about once
+/// a call (bench/PROFILE.md).
+struct SyncCall<W: Worker> {
+    server: Arc<Server<W>>,
+    job: BlockingCall<W>,
+    call: IncomingCall,
+    answer: Answer,
+    /// Set by whichever comes first, the reply or the parent's cancel.
+    answered: Arc<AtomicBool>,
+    replies: Replies,
+    /// Its entry in `running`, once taken out, to be dropped with the rest.
+    finished: Option<((Bytes, String), Cancel)>,
+}
+
+impl<W: Worker> super::blocking::Run for SyncCall<W> {
+    fn run(mut self: Box<Self>) {
+        let function = self.job.function;
+        // The location is taken by the panic hook, on this thread.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            (self.job.run)(&self.server.worker, &self.call)
+        }))
+        .map_err(CaughtPanic::take);
+        if self.answered.load(Ordering::Acquire) {
+            // Cancelled (the cancel took its entry out of `running`): its reply would not be
+            // sent, so it is not built either.
+            let correlation_id = self.answer.correlation_id.as_deref();
+            tracing::debug!(function, correlation_id, "call cancelled by the parent");
+            return;
+        }
+        let payload = self
+            .answer
+            .reply(outcome, function, self.server.wide_integers);
+        let key = (
+            self.answer.routing_id.clone(),
+            std::mem::take(&mut self.answer.id),
+        );
+        self.finished = self
+            .server
+            .running
+            .lock()
+            .expect("running lock")
+            .remove_entry(&key);
+        let (routing_id, id) = key;
+        self.answer.id = id;
+        if !self.answered.swap(true, Ordering::AcqRel) {
+            let replies = self.replies.clone();
+            replies.send_returning(routing_id, payload, self);
+        }
     }
 }
 
@@ -554,11 +594,20 @@ fn reply_for(
     }
 }
 
+/// A reply on its way to the outbox.
+struct Reply {
+    routing_id: Bytes,
+    payload: Vec<u8>,
+    /// What the call that made it leaves to be dropped on the runtime's thread (see
+    /// [`SyncCall`]).
+    leftovers: Option<Box<dyn Send>>,
+}
+
 /// Where replies go.
 #[derive(Clone)]
 enum Replies {
     /// Spawn mode with captured output: through the outbox, after what was printed before.
-    Outbox(mpsc::UnboundedSender<(Bytes, Vec<u8>)>),
+    Outbox(mpsc::UnboundedSender<Reply>),
     /// Sent at once, each on its own task; what waits for one peer is bounded in bytes.
     Direct {
         sender: RouterSendHalf,
@@ -569,9 +618,23 @@ enum Replies {
 
 impl Replies {
     fn send(&self, routing_id: Bytes, payload: Vec<u8>) {
+        self.send_leaving(routing_id, payload, None);
+    }
+
+    /// [`send`](Self::send) from another thread than the runtime's, handing `leftovers` to the
+    /// runtime's thread to drop once the reply is on its way.
+    fn send_returning(&self, routing_id: Bytes, payload: Vec<u8>, leftovers: Box<dyn Send>) {
+        self.send_leaving(routing_id, payload, Some(leftovers));
+    }
+
+    fn send_leaving(&self, routing_id: Bytes, payload: Vec<u8>, leftovers: Option<Box<dyn Send>>) {
         match self {
             Replies::Outbox(queue) => {
-                let _ = queue.send((routing_id, payload));
+                let _ = queue.send(Reply {
+                    routing_id,
+                    payload,
+                    leftovers,
+                });
             }
             Replies::Direct {
                 sender,
@@ -605,6 +668,7 @@ impl Replies {
                     if let Err(err) = sender.send(frames).await {
                         tracing::warn!("could not send a reply: {err}");
                     }
+                    drop(leftovers);
                 });
             }
         }

@@ -58,29 +58,33 @@ pub trait Worker: Send + Sync + 'static {
     /// start with `_`; a panic inside becomes an error reply.
     async fn dispatch(self: Arc<Self>, call: IncomingCall) -> Result<EncodedValue, CallError>;
 
-    /// Not a public API: `#[multifrost::worker]` implements it for its sync methods. A call to
-    /// one of them as a job that decodes the arguments, runs the method and encodes what it
-    /// returned, for the runtime to run on the threads kept for sync methods and to answer from
-    /// there, with no task and no hop back to the runtime; `Err(call)` (the default) sends the
-    /// call to [`dispatch`](Self::dispatch) instead. Both must answer a call alike.
+    /// Not a public API: `#[multifrost::worker]` implements it for its sync methods. The job
+    /// that answers a call of `function` (it decodes the arguments, runs the method and encodes
+    /// what it returned), for the runtime to run on the threads kept for sync methods and to
+    /// answer from there, with no task and no hop back to the runtime; `None` (the default)
+    /// sends the call to [`dispatch`](Self::dispatch) instead. Both must answer a call alike.
     #[doc(hidden)]
-    // The call moves through once, by value: boxing it would allocate for every call.
-    #[allow(clippy::result_large_err)]
-    fn dispatch_blocking(
-        self: Arc<Self>,
-        call: IncomingCall,
-    ) -> Result<BlockingCall, IncomingCall> {
-        Err(call)
+    fn dispatch_blocking(&self, function: &str) -> Option<BlockingCall<Self>>
+    where
+        Self: Sized,
+    {
+        let _ = function;
+        None
     }
 }
 
-/// A sync method's call, ready to run (see [`Worker::dispatch_blocking`]). Not a public API.
+/// How to run a call of one sync method (see [`Worker::dispatch_blocking`]). Not a public API.
+///
+/// A plain `fn` that borrows the worker and the call: the job allocates nothing of its own,
+/// and the call stays whole, so that the runtime's thread, which made it, frees it too (memory
+/// freed on a thread other than the one that allocated it takes a lock of the allocator's
+/// that the runtime's thread is busy with; bench/PROFILE.md).
 #[doc(hidden)]
-pub struct BlockingCall {
+pub struct BlockingCall<W> {
     /// The method's wire name.
     pub function: &'static str,
     /// Decodes the arguments, runs the method and encodes what it returned.
-    pub run: Box<dyn FnOnce() -> Result<EncodedValue, CallError> + Send>,
+    pub run: fn(&W, &IncomingCall) -> Result<EncodedValue, CallError>,
 }
 
 /// One call, as the worker receives it.
