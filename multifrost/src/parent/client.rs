@@ -53,9 +53,16 @@ pub struct Caller {
 
 impl Caller {
     pub(crate) fn new(supervisor: Arc<Supervisor>, options: CallOptions) -> Self {
+        Self::with_shared_options(supervisor, Arc::new(options))
+    }
+
+    pub(crate) fn with_shared_options(
+        supervisor: Arc<Supervisor>,
+        options: Arc<CallOptions>,
+    ) -> Self {
         Caller {
             supervisor,
-            options: Arc::new(options),
+            options,
         }
     }
 

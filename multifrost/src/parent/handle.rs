@@ -1,7 +1,7 @@
 //! [`Handle`]: the runtime view of a worker, shared by every clone.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -24,6 +24,9 @@ use crate::protocol::EncodedValue;
 /// calls by name only.
 pub struct Handle<S: ?Sized = Dynamic> {
     supervisor: Arc<Supervisor>,
+    /// The options of [`call`](Self::call)'s client, made at its first use: every later
+    /// `handle.call()` shares them instead of allocating its own.
+    default_options: OnceLock<Arc<CallOptions>>,
     _service: PhantomData<fn() -> PhantomData<S>>,
 }
 
@@ -31,6 +34,7 @@ impl<S: ?Sized> Clone for Handle<S> {
     fn clone(&self) -> Self {
         Handle {
             supervisor: self.supervisor.clone(),
+            default_options: self.default_options.clone(),
             _service: PhantomData,
         }
     }
@@ -48,6 +52,7 @@ impl<S: ?Sized> Handle<S> {
     pub(crate) fn new(supervisor: Arc<Supervisor>) -> Self {
         Handle {
             supervisor,
+            default_options: OnceLock::new(),
             _service: PhantomData,
         }
     }
@@ -177,7 +182,16 @@ impl<S: Service + ?Sized> Handle<S> {
     /// they need (`Send + 'static`): `let call = handle.call().add(1, 2);` can be stored,
     /// joined, selected or spawned.
     pub fn call(&self) -> S::Client {
-        self.call_with(CallOptions::default())
+        let options = self.default_options.get_or_init(|| {
+            Arc::new(CallOptions {
+                namespace: Some(std::borrow::Cow::Borrowed(S::NAMESPACE)),
+                ..CallOptions::default()
+            })
+        });
+        S::client(Caller::with_shared_options(
+            self.supervisor.clone(),
+            options.clone(),
+        ))
     }
 
     /// The typed client with per-call options (timeout, namespace, metadata...).
