@@ -80,8 +80,12 @@ pub fn expand(worker: &Worker) -> TokenStream {
             if let ::core::option::Option::Some(__multifrost_job) =
                 <Self as #krate::Worker>::dispatch_blocking(&self, &__multifrost_call.function)
             {
-                return #krate::__private::run_blocking_call(self, __multifrost_call, __multifrost_job)
-                    .await;
+                // Boxed: a sync method's call gets here only with a deadline (the runtime runs
+                // the others as jobs), and its future would make every call's larger.
+                return ::std::boxed::Box::pin(
+                    #krate::__private::run_blocking_call(self, __multifrost_call, __multifrost_job),
+                )
+                .await;
             }
         };
         (blocking, blocking_first)
