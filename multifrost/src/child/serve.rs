@@ -491,7 +491,6 @@ impl<W: Worker> Server<W> {
             answer,
             answered,
             replies: replies.clone(),
-            finished: None,
         }));
     }
 }
@@ -510,12 +509,29 @@ struct SyncCall<W: Worker> {
     /// Set by whichever comes first, the reply or the parent's cancel.
     answered: Arc<AtomicBool>,
     replies: Replies,
-    /// Its entry in `running`, once taken out, to be dropped with the rest.
-    finished: Option<((Bytes, String), Cancel)>,
+}
+
+impl<W: Worker> Drop for SyncCall<W> {
+    /// Takes the call's entry out of `running`, on the runtime's thread like the rest (the
+    /// table stays in its cache). Until then a cancel finds the call answered and does nothing.
+    fn drop(&mut self) {
+        let key = (
+            std::mem::take(&mut self.answer.routing_id),
+            std::mem::take(&mut self.answer.id),
+        );
+        let mut running = self.server.running.lock().expect("running lock");
+        if let std::collections::hash_map::Entry::Occupied(entry) = running.entry(key) {
+            // Only its own: a peer may have sent another call with the same id since.
+            if matches!(entry.get(), Cancel::Blocking { answered, .. } if Arc::ptr_eq(answered, &self.answered))
+            {
+                entry.remove();
+            }
+        }
+    }
 }
 
 impl<W: Worker> super::blocking::Run for SyncCall<W> {
-    fn run(mut self: Box<Self>) {
+    fn run(self: Box<Self>) {
         let function = self.job.function;
         // The location is taken by the panic hook, on this thread.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -524,7 +540,7 @@ impl<W: Worker> super::blocking::Run for SyncCall<W> {
         .map_err(CaughtPanic::take);
         if self.answered.load(Ordering::Acquire) {
             // Cancelled (the cancel took its entry out of `running`): its reply would not be
-            // sent, so it is not built either.
+            // sent, so it is not built either. (Dropped here, on this thread: a rare case.)
             let correlation_id = self.answer.correlation_id.as_deref();
             tracing::debug!(function, correlation_id, "call cancelled by the parent");
             return;
@@ -532,21 +548,9 @@ impl<W: Worker> super::blocking::Run for SyncCall<W> {
         let payload = self
             .answer
             .reply(outcome, function, self.server.wide_integers);
-        let key = (
-            self.answer.routing_id.clone(),
-            std::mem::take(&mut self.answer.id),
-        );
-        self.finished = self
-            .server
-            .running
-            .lock()
-            .expect("running lock")
-            .remove_entry(&key);
-        let (routing_id, id) = key;
-        self.answer.id = id;
         if !self.answered.swap(true, Ordering::AcqRel) {
             let replies = self.replies.clone();
-            replies.send_returning(routing_id, payload, self);
+            replies.send_returning(self.answer.routing_id.clone(), payload, self);
         }
     }
 }
