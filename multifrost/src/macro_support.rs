@@ -102,11 +102,7 @@ impl Args {
     ) -> Result<T, CallError> {
         match values.get(self.taken) {
             Some(value) => self.decode(value),
-            None => Err(CallError::new(format!(
-                "{}: missing argument {}",
-                self.function,
-                self.describe_position(self.taken)
-            ))),
+            None => Err(self.missing()),
         }
     }
 
@@ -132,11 +128,7 @@ impl Args {
     ) -> Result<T, CallError> {
         match values.get(self.taken) {
             Some(value) => self.decode_bin(value),
-            None => Err(CallError::new(format!(
-                "{}: missing argument {}",
-                self.function,
-                self.describe_position(self.taken)
-            ))),
+            None => Err(self.missing()),
         }
     }
 
@@ -179,6 +171,15 @@ impl Args {
                 mismatch(&error)
             ))
         })
+    }
+
+    /// The error for a required argument the caller left out.
+    fn missing(&self) -> CallError {
+        CallError::new(format!(
+            "{}: missing argument {}",
+            self.function,
+            self.describe_position(self.taken)
+        ))
     }
 
     /// `2 (b)`.
