@@ -126,8 +126,6 @@ pub fn expand(worker: &Worker) -> TokenStream {
     }
 }
 
-/// `"add" => { decode the arguments; call; encode }`: for a sync method, the body of its
-/// blocking job.
 /// What a call of `method` runs: decode the arguments, run the method, encode what it
 /// returned; it reads `__multifrost_args` and `__multifrost_context`, both borrowed.
 fn arm_body(worker: &Worker, method: &Method) -> TokenStream {

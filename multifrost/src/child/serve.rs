@@ -550,7 +550,7 @@ impl<W: Worker> super::blocking::Run for SyncCall<W> {
             .reply(outcome, function, self.server.wide_integers);
         if !self.answered.swap(true, Ordering::AcqRel) {
             let replies = self.replies.clone();
-            replies.send_returning(self.answer.routing_id.clone(), payload, self);
+            replies.send_returning(self.answer.routing_id.clone(), payload, Some(self));
         }
     }
 }
@@ -622,16 +622,18 @@ enum Replies {
 
 impl Replies {
     fn send(&self, routing_id: Bytes, payload: Vec<u8>) {
-        self.send_leaving(routing_id, payload, None);
+        self.send_returning(routing_id, payload, None);
     }
 
-    /// [`send`](Self::send) from another thread than the runtime's, handing `leftovers` to the
-    /// runtime's thread to drop once the reply is on its way.
-    fn send_returning(&self, routing_id: Bytes, payload: Vec<u8>, leftovers: Box<dyn Send>) {
-        self.send_leaving(routing_id, payload, Some(leftovers));
-    }
-
-    fn send_leaving(&self, routing_id: Bytes, payload: Vec<u8>, leftovers: Option<Box<dyn Send>>) {
+    /// [`send`](Self::send), handing `leftovers` (if any) to the runtime's thread to drop once
+    /// the reply is on its way: how a reply sent from another thread gives back what the
+    /// runtime's thread allocated for its call.
+    fn send_returning(
+        &self,
+        routing_id: Bytes,
+        payload: Vec<u8>,
+        leftovers: Option<Box<dyn Send>>,
+    ) {
         match self {
             Replies::Outbox(queue) => {
                 let _ = queue.send(Reply {

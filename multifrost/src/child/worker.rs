@@ -64,11 +64,10 @@ pub trait Worker: Send + Sync + 'static {
     /// answer from there, with no task and no hop back to the runtime; `None` (the default)
     /// sends the call to [`dispatch`](Self::dispatch) instead. Both must answer a call alike.
     #[doc(hidden)]
-    fn dispatch_blocking(&self, function: &str) -> Option<BlockingCall<Self>>
+    fn dispatch_blocking(&self, _function: &str) -> Option<BlockingCall<Self>>
     where
         Self: Sized,
     {
-        let _ = function;
         None
     }
 }

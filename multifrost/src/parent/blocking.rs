@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::background::{block_on, call_blocking};
-use super::client::{BlockingCaller, Dynamic, Service};
+use super::client::{in_service_namespace, BlockingCaller, Dynamic, Service};
 use super::handle::Handle;
 use super::options::{decode_result, CallOptions};
 use crate::error::{ExitStatus, Result};
@@ -92,13 +92,10 @@ impl<S: Service + ?Sized> BlockingHandle<S> {
     }
 
     /// The typed blocking client with per-call options.
-    pub fn call_with(&self, mut options: CallOptions) -> S::BlockingClient {
-        options
-            .namespace
-            .get_or_insert(std::borrow::Cow::Borrowed(S::NAMESPACE));
+    pub fn call_with(&self, options: CallOptions) -> S::BlockingClient {
         S::blocking_client(BlockingCaller::new(
             self.handle.supervisor().clone(),
-            options,
+            in_service_namespace::<S>(options),
         ))
     }
 }

@@ -192,6 +192,15 @@ impl BlockingCaller {
     }
 }
 
+/// `options`, in the namespace of service `S` unless they name one: what a typed client calls
+/// with.
+pub(crate) fn in_service_namespace<S: Service + ?Sized>(mut options: CallOptions) -> CallOptions {
+    options
+        .namespace
+        .get_or_insert(std::borrow::Cow::Borrowed(S::NAMESPACE));
+    options
+}
+
 /// `options`, with the namespace of `previous` unless it names one itself.
 fn keep_namespace(mut options: CallOptions, previous: &CallOptions) -> CallOptions {
     if options.namespace.is_none() {

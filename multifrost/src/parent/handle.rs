@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::client::{Caller, Dynamic, Service};
+use super::client::{in_service_namespace, Caller, Dynamic, Service};
 use super::health::{CircuitState, MetricsSnapshot};
 use super::options::{decode_result, encode_args, CallOptions};
 use super::supervisor::Supervisor;
@@ -182,12 +182,9 @@ impl<S: Service + ?Sized> Handle<S> {
     /// they need (`Send + 'static`): `let call = handle.call().add(1, 2);` can be stored,
     /// joined, selected or spawned.
     pub fn call(&self) -> S::Client {
-        let options = self.default_options.get_or_init(|| {
-            Arc::new(CallOptions {
-                namespace: Some(std::borrow::Cow::Borrowed(S::NAMESPACE)),
-                ..CallOptions::default()
-            })
-        });
+        let options = self
+            .default_options
+            .get_or_init(|| Arc::new(in_service_namespace::<S>(CallOptions::default())));
         S::client(Caller::with_shared_options(
             self.supervisor.clone(),
             options.clone(),
@@ -195,10 +192,10 @@ impl<S: Service + ?Sized> Handle<S> {
     }
 
     /// The typed client with per-call options (timeout, namespace, metadata...).
-    pub fn call_with(&self, mut options: CallOptions) -> S::Client {
-        options
-            .namespace
-            .get_or_insert(std::borrow::Cow::Borrowed(S::NAMESPACE));
-        S::client(Caller::new(self.supervisor.clone(), options))
+    pub fn call_with(&self, options: CallOptions) -> S::Client {
+        S::client(Caller::new(
+            self.supervisor.clone(),
+            in_service_namespace::<S>(options),
+        ))
     }
 }
