@@ -32,15 +32,19 @@ pub(crate) fn unix_at(instant: Instant) -> f64 {
     thread_local! {
         static ANCHOR: Cell<Option<(Instant, f64)>> = const { Cell::new(None) };
     }
-    ANCHOR.with(|anchor| match anchor.get() {
-        Some((at, unix)) if instant >= at && instant - at < Duration::from_secs(1) => {
-            unix + (instant - at).as_secs_f64()
-        }
-        _ => {
-            let unix = unix_now();
-            let at = Instant::now();
-            anchor.set(Some((at, unix)));
-            unix - at.saturating_duration_since(instant).as_secs_f64()
+    ANCHOR.with(|anchor| {
+        // One subtraction of instants (their arithmetic is not cheap), for the test and the sum.
+        let since = anchor
+            .get()
+            .and_then(|(at, unix)| Some((unix, instant.checked_duration_since(at)?)));
+        match since {
+            Some((unix, since)) if since < Duration::from_secs(1) => unix + since.as_secs_f64(),
+            _ => {
+                let unix = unix_now();
+                let at = Instant::now();
+                anchor.set(Some((at, unix)));
+                unix - at.saturating_duration_since(instant).as_secs_f64()
+            }
         }
     })
 }

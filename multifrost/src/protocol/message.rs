@@ -431,8 +431,16 @@ fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
 
 /// Where the bytes of the str at the start of `bytes` are (any str format), if it is one and
 /// is all there.
+#[inline]
 fn str_range(bytes: &[u8]) -> Option<Range<usize>> {
-    if !matches!(bytes.first()?, 0xa0..=0xbf | 0xd9..=0xdb) {
+    // A fixstr, nearly every str of a message (its keys, `app`, `id`, `type`), without a
+    // header read.
+    let marker = *bytes.first()?;
+    if let 0xa0..=0xbf = marker {
+        let end = 1 + (marker & 0x1f) as usize;
+        return (end <= bytes.len()).then_some(1..end);
+    }
+    if !matches!(marker, 0xd9..=0xdb) {
         return None;
     }
     let mut start = 0;
