@@ -172,16 +172,25 @@ impl RawMessage {
             }
         };
         for _ in 0..entries {
-            let key_start = pos;
-            let mut key_summary = Summary::default();
-            let walked = walk_entry(buf, pos, limits, &mut message.violation, &mut key_summary)?;
-            let Some(key_end) = walked else {
-                return Ok(message);
-            };
-            let value_start = key_end;
             // Keys are compared as bytes: every key we know is ASCII, so a key that is not
             // UTF-8 matches none of them, as it would after a UTF-8 check.
-            let key = str_bytes(&buf[key_start..key_end]);
+            let (key, key_end) = match fixstr_at(buf, pos, limits) {
+                Some(text) => (Some(&buf[text.clone()]), text.end),
+                None => {
+                    let walked = walk_entry(
+                        buf,
+                        pos,
+                        limits,
+                        &mut message.violation,
+                        &mut Summary::default(),
+                    )?;
+                    let Some(key_end) = walked else {
+                        return Ok(message);
+                    };
+                    (str_bytes(&buf[pos..key_end]), key_end)
+                }
+            };
+            let value_start = key_end;
             if key == Some(b"args") {
                 // One walk both validates the arguments and finds where each one is.
                 let Some((items, end)) = array_items(buf, value_start, limits, &mut message)?
@@ -421,6 +430,22 @@ pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
         rmpv::ValueRef::Integer(i) => i.as_f64(),
         _ => None,
     }
+}
+
+/// Where the bytes of the fixstr at `pos` are, if there is one, all there and within the str
+/// limit: nearly every key of a message, read without a walk (anything else is walked).
+#[inline(always)]
+fn fixstr_at(buf: &[u8], pos: usize, limits: &Limits) -> Option<Range<usize>> {
+    let marker = *buf.get(pos)?;
+    if !matches!(marker, 0xa0..=0xbf) {
+        return None;
+    }
+    let len = (marker & 0x1f) as usize;
+    let end = pos + 1 + len;
+    if end > buf.len() || len > limits.max_str_bin_len {
+        return None;
+    }
+    Some(pos + 1..end)
 }
 
 /// The bytes of the str at the start of `bytes` (map keys, `app`, `type`), in any of the str
