@@ -35,16 +35,17 @@ pub(crate) fn child_frames_bytes(routing_id: Bytes, payload: Bytes) -> ZmqMessag
     frames([routing_id, Bytes::new(), payload])
 }
 
-/// The payload of a received message: its last frame.
-pub(crate) fn payload(message: &ZmqMessage) -> Bytes {
-    message.iter().last().cloned().unwrap_or_default()
+/// The payload of a received message: its last frame, taken out (no count to raise and drop).
+pub(crate) fn payload(message: ZmqMessage) -> Bytes {
+    message.into_vecdeque().pop_back().unwrap_or_default()
 }
 
-/// The routing id and payload of a message a ROUTER received, if it has both.
+/// The routing id and payload of a message a ROUTER received, if it has both. The frames are
+/// taken from their queue as they are (`into_vec` may move them).
 pub(crate) fn routed(message: ZmqMessage) -> Option<(Bytes, Bytes)> {
-    let mut frames = message.into_vec().into_iter();
-    let routing_id = frames.next()?;
-    let payload = frames.next_back()?;
+    let mut frames = message.into_vecdeque();
+    let routing_id = frames.pop_front()?;
+    let payload = frames.pop_back()?;
     Some((routing_id, payload))
 }
 

@@ -318,7 +318,7 @@ async fn receive_loop(
         };
         // Whatever it is, the child sent it: it is alive.
         connection.heard();
-        let message = match RawMessage::parse(transport::payload(&frames), &limits) {
+        let message = match RawMessage::parse(transport::payload(frames), &limits) {
             Ok(message) => message,
             Err(err) => {
                 tracing::warn!(worker = %connection.worker, "ignoring a malformed message: {err}");
