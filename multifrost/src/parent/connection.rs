@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 use super::in_flight::{InFlightBudget, Slot, TimedOut};
 use super::options::{check_call, CallOptions};
 use super::output::{OutputEvent, OutputHandler, OutputStream};
-use super::pending::{self, PendingCalls, ReplyWait};
+use super::pending::{self, PendingCalls, Received, ReplyWait};
 use crate::error::Error;
 use crate::protocol::{
     encode_cancel, encode_heartbeat, encode_shutdown, unix_at, unix_now, EncodedValue, Limits,
@@ -156,11 +156,11 @@ impl Connection {
         reply: ReplyWait<'_>,
         payload: Vec<u8>,
         deadline: Option<Instant>,
-    ) -> Result<RawMessage, Error> {
+    ) -> Result<Received, Error> {
         // Dropped unanswered (a timeout, a send that failed), it leaves the table.
         let exchange = async {
             self.send(payload).await?;
-            reply.await
+            reply.await.map_err(|error| *error)
         };
         match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), exchange)
@@ -236,9 +236,9 @@ impl Connection {
             }
         };
         unanswered.slot = None;
-        match reply.kind {
-            MessageKind::Response => Ok(reply.result()),
-            MessageKind::Error => Err(Error::remote(
+        match reply {
+            Received::Result(result) => Ok(result),
+            Received::Error(reply) => Err(Error::remote(
                 &self.worker,
                 function,
                 reply
@@ -246,7 +246,7 @@ impl Connection {
                     .unwrap_or("error reply without an 'error' text"),
                 reply.error_data(),
             )),
-            _ => Err(Error::protocol(&self.worker, "unexpected reply type")),
+            Received::Heartbeat => Err(Error::protocol(&self.worker, "unexpected reply type")),
         }
     }
 
@@ -338,11 +338,14 @@ async fn receive_loop(
                     continue;
                 };
                 let reply = match &message.violation {
-                    None => Ok(message),
-                    Some(violation) => Err(Error::protocol(
+                    None => match Received::of(message) {
+                        Some(received) => Ok(received),
+                        None => continue, // Not a reply: the arm's types all are.
+                    },
+                    Some(violation) => Err(Box::new(Error::protocol(
                         &connection.worker,
                         format!("reply rejected: {violation}"),
-                    )),
+                    ))),
                 };
                 let seq = connection.pending.complete(&key, reply);
                 if seq.is_none() {
