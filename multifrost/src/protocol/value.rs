@@ -23,10 +23,31 @@ use super::limits::{skip_value, DecodeError, Limits, Summary};
 #[derive(Clone)]
 pub struct EncodedValue {
     /// The encoding; for a bin built around bytes it did not copy, only its header.
-    bytes: Bytes,
+    bytes: Buffer,
     summary: Summary,
     /// That bin's content (see [`EncodedValue::from_bin_parts`]).
     tail: Option<Box<BinTail>>,
+}
+
+/// Where an encoding is kept: in a shared buffer (a slice of a received frame, a static), or
+/// in the buffer this process encoded it into. Making a `Bytes` of that buffer would allocate
+/// its shared header (the buffer has room left over), for a value that is mostly copied into
+/// a message and dropped.
+#[derive(Clone)]
+enum Buffer {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Shared(bytes) => bytes,
+            Buffer::Owned(buf) => buf,
+        }
+    }
 }
 
 /// The content of a large bin, kept apart from its header so that building the value copies
@@ -105,7 +126,11 @@ impl EncodedValue {
         } else {
             (buf, summary)
         };
-        let value = EncodedValue::from_validated(Bytes::from(buf), summary);
+        let value = EncodedValue {
+            bytes: Buffer::Owned(buf),
+            summary,
+            tail: None,
+        };
         if value.bytes.len() > limits.max_message_len {
             return Err(EncodeError::Limit {
                 at: ValuePath::default(),
@@ -127,7 +152,7 @@ impl EncodedValue {
     /// that validation found.
     pub(crate) fn from_validated(bytes: Bytes, summary: Summary) -> EncodedValue {
         EncodedValue {
-            bytes,
+            bytes: Buffer::Shared(bytes),
             summary,
             tail: None,
         }
@@ -147,10 +172,14 @@ impl EncodedValue {
             .map_err(|_| too_long())?;
         if len < SHARED_BIN_MIN {
             header.extend_from_slice(&body);
-            return Ok(EncodedValue::from_validated(header.into(), summary));
+            return Ok(EncodedValue {
+                bytes: Buffer::Owned(header),
+                summary,
+                tail: None,
+            });
         }
         Ok(EncodedValue {
-            bytes: header.into(),
+            bytes: Buffer::Owned(header),
             summary,
             tail: Some(Box::new(BinTail {
                 body,
@@ -171,16 +200,21 @@ impl EncodedValue {
     }
 
     /// The encoding in one buffer (for a value built around a large bin, joined on first use).
-    fn whole(&self) -> &Bytes {
+    fn whole(&self) -> &[u8] {
         match &self.tail {
             None => &self.bytes,
-            Some(tail) => tail.joined.get_or_init(|| {
-                let mut joined = Vec::with_capacity(self.bytes.len() + tail.body.len());
-                joined.extend_from_slice(&self.bytes);
-                joined.extend_from_slice(&tail.body);
-                joined.into()
-            }),
+            Some(tail) => self.joined(tail),
         }
+    }
+
+    /// The header and the body of a large bin in one buffer, joined on first use.
+    fn joined<'a>(&'a self, tail: &'a BinTail) -> &'a Bytes {
+        tail.joined.get_or_init(|| {
+            let mut joined = Vec::with_capacity(self.bytes.len() + tail.body.len());
+            joined.extend_from_slice(&self.bytes);
+            joined.extend_from_slice(&tail.body);
+            joined.into()
+        })
     }
 
     /// The encoding as the one or two pieces it is kept in, to be written one after the other
@@ -198,9 +232,16 @@ impl EncodedValue {
         self.bytes.len() + self.tail.as_ref().map_or(0, |tail| tail.body.len())
     }
 
-    /// A view of `range` of the encoded bytes, sharing their buffer (no copy).
+    /// A view of `range` of the encoded bytes, sharing their buffer (no copy) unless this
+    /// process encoded them.
     pub(crate) fn shared_slice(&self, range: std::ops::Range<usize>) -> Bytes {
-        self.whole().slice(range)
+        match (&self.bytes, &self.tail) {
+            (Buffer::Shared(bytes), None) => bytes.slice(range),
+            // A value this process encoded: its bytes are copied (a received one, the usual
+            // case for a slice, is shared).
+            (Buffer::Owned(buf), None) => Bytes::copy_from_slice(&buf[range]),
+            (_, Some(tail)) => self.joined(tail).slice(range),
+        }
     }
 
     /// Whether the value is nil.
@@ -672,6 +713,29 @@ mod tests {
     struct Point {
         x: i64,
         y: f64,
+    }
+
+    #[test]
+    fn a_slice_reads_the_same_whether_the_value_was_encoded_here_received_or_built_around_a_bin() {
+        let body = vec![7u8; SHARED_BIN_MIN + 3];
+        let encoded = EncodedValue::encode(serde_bytes::Bytes::new(&body)).unwrap();
+        let received = EncodedValue::from_bytes(
+            Bytes::copy_from_slice(encoded.as_bytes()),
+            &Limits::default(),
+        )
+        .unwrap();
+        let built = EncodedValue::bin(Bytes::from(body.clone())).unwrap();
+        let header = encoded.encoded_len() - body.len();
+        let range = header..header + body.len();
+        for value in [&encoded, &received, &built] {
+            assert_eq!(value.as_bytes(), encoded.as_bytes());
+            assert_eq!(value.shared_slice(range.clone()), body);
+        }
+        // A received value's slice is a view into it, not a copy.
+        assert_eq!(
+            received.shared_slice(range.clone()).as_ptr(),
+            received.as_bytes()[header..].as_ptr()
+        );
     }
 
     #[test]
