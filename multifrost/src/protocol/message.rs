@@ -116,8 +116,9 @@ pub struct RawMessage {
     client_name: Option<Span>,
     error: Option<Span>,
     output: Option<Span>,
-    /// Each argument's bytes, with what the scan found in it.
-    args: Option<Vec<(Span, Summary)>>,
+    /// Where the arguments are (past the array's header), and how many: walked and checked
+    /// in the parse, split into values when asked for (no list of them kept per message).
+    args: Option<(Span, u32)>,
     result: Option<(Span, Summary)>,
     error_data: Option<(Span, Summary)>,
     metadata: Option<(Span, Summary)>,
@@ -192,12 +193,11 @@ impl RawMessage {
             };
             let value_start = key_end;
             if key == Some(b"args") {
-                // One walk both validates the arguments and finds where each one is.
                 let Some((items, end)) = array_items(buf, value_start, limits, &mut message)?
                 else {
                     return Ok(message);
                 };
-                message.args = Some(items);
+                message.args = items;
                 pos = end;
                 continue;
             }
@@ -303,14 +303,27 @@ impl RawMessage {
 
     /// The encoded positional arguments of a call; `None` when `args` was absent.
     pub fn args(&self) -> Option<Vec<EncodedValue>> {
-        self.args.as_ref().map(|spans| {
-            spans
-                .iter()
-                .map(|(span, summary)| {
-                    EncodedValue::from_validated(self.frame.slice(span.range()), *summary)
-                })
-                .collect()
-        })
+        // The parse walked these bytes within the receive limits, so this walk, under none,
+        // ends each item where that one did and finds what it found.
+        const WALKED: Limits = Limits {
+            max_str_bin_len: usize::MAX,
+            max_items: usize::MAX,
+            max_depth: usize::MAX,
+            max_message_len: usize::MAX,
+        };
+        let (items, count) = self.args?;
+        let mut pos = items.start as usize;
+        let mut args = Vec::with_capacity((count as usize).min(Limits::DEFAULT_MAX_ITEMS));
+        for _ in 0..count {
+            let mut summary = Summary::default();
+            let end = skip_value(&self.frame, pos, 2, &WALKED, &mut None, &mut summary).ok()?;
+            args.push(EncodedValue::from_validated(
+                self.frame.slice(pos..end),
+                summary,
+            ));
+            pos = end;
+        }
+        Some(args)
     }
 
     /// The encoded result of a response; nil when the key was left out (Python does that for
@@ -489,7 +502,8 @@ fn str_at(buf: &[u8], span: Range<usize>) -> Option<Range<usize>> {
     Some(span.start + text.start..span.start + text.end)
 }
 
-/// The items of the `args` array starting at `start`, each with what its walk found, and the
+/// The items of the `args` array starting at `start`, walked and checked: where they are and
+/// how many (`None` past the first 4 GiB of a frame, which is refused as too large), and the
 /// position past the array; `None` when an item nests deeper than the limit (recorded in the
 /// message's violation, as [`walk_entry`] does).
 #[allow(clippy::type_complexity)]
@@ -498,7 +512,7 @@ fn array_items(
     start: usize,
     limits: &Limits,
     message: &mut RawMessage,
-) -> Result<Option<(Vec<(Span, Summary)>, usize)>, DecodeError> {
+) -> Result<Option<(Option<(Span, u32)>, usize)>, DecodeError> {
     let mut pos = start;
     let marker = *buf.get(pos).ok_or(DecodeError::Truncated)?;
     let count = match (marker, read_header(buf, &mut pos)?) {
@@ -525,17 +539,11 @@ fn array_items(
         });
         return Ok(None);
     }
-    let mut items = Vec::with_capacity(count.min(limits.max_items));
+    let items_start = pos;
     for _ in 0..count {
         let mut summary = Summary::default();
         match skip_value(buf, pos, 2, limits, &mut message.violation, &mut summary) {
-            Ok(end) => {
-                // Past the first 4 GiB only in a frame refused as too large.
-                if let Some(span) = Span::new(pos..end) {
-                    items.push((span, summary));
-                }
-                pos = end;
-            }
+            Ok(end) => pos = end,
             Err(too_deep @ DecodeError::TooDeep { .. }) => {
                 message.violation.get_or_insert(too_deep);
                 return Ok(None);
@@ -543,6 +551,7 @@ fn array_items(
             Err(other) => return Err(other),
         }
     }
+    let items = Span::new(items_start..pos).zip(u32::try_from(count).ok());
     Ok(Some((items, pos)))
 }
 
@@ -570,6 +579,35 @@ mod tests {
         assert_eq!(Span::new(0..last + 1), None);
         // What it is for: a reply is moved several times on its way to its call.
         assert!(std::mem::size_of::<RawMessage>() <= 232);
+    }
+
+    #[test]
+    fn each_argument_is_its_own_value_with_what_the_walk_found_in_it() {
+        // args: [1, {1: 2}, "x", [[]]], then another key after them.
+        let args: &[u8] = &[0x94, 0x01, 0x81, 0x01, 0x02, 0xa1, b'x', 0x91, 0x90];
+        let frame = message(&[(b"\xa4args", args), (b"\xa2id", b"\xa1z")]);
+        let parsed = RawMessage::parse(frame, &Limits::default()).unwrap();
+        assert_eq!(parsed.id(), Some("z"));
+        let args = parsed.args().expect("args");
+        let bytes: Vec<&[u8]> = args.iter().map(EncodedValue::as_bytes).collect();
+        assert_eq!(
+            bytes,
+            [
+                &[0x01][..],
+                &[0x81, 0x01, 0x02],
+                &[0xa1, b'x'],
+                &[0x91, 0x90]
+            ]
+        );
+        let keys: Vec<bool> = args.iter().map(|a| a.summary().non_string_key).collect();
+        assert_eq!(keys, [false, true, false, false]);
+        assert_eq!(args[2].summary().str_bin_len, 1);
+        assert_eq!(args[3].summary().depth, 2);
+        // No args key: none; an empty array: no arguments.
+        let none = RawMessage::parse(message(&[(b"\xa2id", b"\xa1z")]), &Limits::default());
+        assert!(none.unwrap().args().is_none());
+        let empty = RawMessage::parse(message(&[(b"\xa4args", &[0x90])]), &Limits::default());
+        assert_eq!(empty.unwrap().args().map(|a| a.len()), Some(0));
     }
 
     fn str16(text: &str) -> Vec<u8> {
