@@ -29,10 +29,12 @@ pub struct EncodedValue {
     tail: Option<Box<BinTail>>,
 }
 
-/// Where an encoding is kept: in a shared buffer (a slice of a received frame, a static), or
-/// in the buffer this process encoded it into. Making a `Bytes` of that buffer would allocate
-/// its shared header (the buffer has room left over), for a value that is mostly copied into
-/// a message and dropped.
+/// Where an encoding is kept: in a shared buffer (a slice of a received frame, a static, a
+/// large value this process encoded), or, for a small one this process encoded, in the buffer
+/// it was encoded into. Making a `Bytes` of that buffer would allocate a shared header (the
+/// buffer has room left over) for a value that is mostly copied into a message and dropped:
+/// each call's arguments and result. A small one is copied when cloned or sliced, a large one
+/// is shared.
 #[derive(Clone)]
 enum Buffer {
     Shared(Bytes),
@@ -58,6 +60,9 @@ struct BinTail {
     body: Bytes,
     joined: std::sync::OnceLock<Bytes>,
 }
+
+/// An encoding this process made shorter than this is kept in its own buffer (see [`Buffer`]).
+const OWNED_MAX: usize = 256;
 
 /// A bin at least this large is built around its bytes rather than copied.
 const SHARED_BIN_MIN: usize = 16 * 1024;
@@ -126,8 +131,13 @@ impl EncodedValue {
         } else {
             (buf, summary)
         };
+        let bytes = if buf.len() < OWNED_MAX {
+            Buffer::Owned(buf)
+        } else {
+            Buffer::Shared(Bytes::from(buf))
+        };
         let value = EncodedValue {
-            bytes: Buffer::Owned(buf),
+            bytes,
             summary,
             tail: None,
         };
@@ -172,14 +182,11 @@ impl EncodedValue {
             .map_err(|_| too_long())?;
         if len < SHARED_BIN_MIN {
             header.extend_from_slice(&body);
-            return Ok(EncodedValue {
-                bytes: Buffer::Owned(header),
-                summary,
-                tail: None,
-            });
+            // Filled to its capacity: a `Bytes` of it needs no header of its own.
+            return Ok(EncodedValue::from_validated(header.into(), summary));
         }
         Ok(EncodedValue {
-            bytes: Buffer::Owned(header),
+            bytes: Buffer::Shared(header.into()),
             summary,
             tail: Some(Box::new(BinTail {
                 body,
@@ -233,12 +240,12 @@ impl EncodedValue {
     }
 
     /// A view of `range` of the encoded bytes, sharing their buffer (no copy) unless this
-    /// process encoded them.
+    /// process encoded them and they are small.
     pub(crate) fn shared_slice(&self, range: std::ops::Range<usize>) -> Bytes {
         match (&self.bytes, &self.tail) {
             (Buffer::Shared(bytes), None) => bytes.slice(range),
-            // A value this process encoded: its bytes are copied (a received one, the usual
-            // case for a slice, is shared).
+            // A small value this process encoded: its bytes are copied (a received one, the
+            // usual case for a slice, is shared).
             (Buffer::Owned(buf), None) => Bytes::copy_from_slice(&buf[range]),
             (_, Some(tail)) => self.joined(tail).slice(range),
         }
@@ -717,7 +724,13 @@ mod tests {
 
     #[test]
     fn a_slice_reads_the_same_whether_the_value_was_encoded_here_received_or_built_around_a_bin() {
-        let body = vec![7u8; SHARED_BIN_MIN + 3];
+        for len in [OWNED_MAX / 2, OWNED_MAX * 2, SHARED_BIN_MIN + 3] {
+            slice_reads_the_same(len);
+        }
+    }
+
+    fn slice_reads_the_same(len: usize) {
+        let body = vec![7u8; len];
         let encoded = EncodedValue::encode(serde_bytes::Bytes::new(&body)).unwrap();
         let received = EncodedValue::from_bytes(
             Bytes::copy_from_slice(encoded.as_bytes()),
@@ -731,11 +744,14 @@ mod tests {
             assert_eq!(value.as_bytes(), encoded.as_bytes());
             assert_eq!(value.shared_slice(range.clone()), body);
         }
-        // A received value's slice is a view into it, not a copy.
-        assert_eq!(
-            received.shared_slice(range.clone()).as_ptr(),
-            received.as_bytes()[header..].as_ptr()
-        );
+        // A received value's slice is a view into it, not a copy; so is a large encoded one's.
+        for value in [&received, &built] {
+            let view = value.shared_slice(range.clone());
+            assert_eq!(view.as_ptr(), value.as_bytes()[header..].as_ptr());
+        }
+        let view = encoded.shared_slice(range.clone());
+        let shared = view.as_ptr() == encoded.as_bytes()[header..].as_ptr();
+        assert_eq!(shared, encoded.encoded_len() >= OWNED_MAX, "{len} bytes");
     }
 
     #[test]
