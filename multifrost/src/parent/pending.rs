@@ -74,9 +74,8 @@ struct PendingInner {
     closed: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
 }
 
-/// One slab entry. The reply is held in place, not boxed: a call allocates nothing here once
-/// the slab has grown to the calls in flight.
-#[allow(clippy::large_enum_variant)]
+/// One slab entry. A response is held in place, not boxed: a call allocates nothing here once
+/// the slab has grown to the calls in flight (only an error reply, or a failure, is boxed).
 enum Entry {
     Free,
     /// Registered and not answered yet: the message's id, its send sequence number, whether it

@@ -301,7 +301,8 @@ impl RawMessage {
         self.text(&self.output)
     }
 
-    /// The encoded positional arguments of a call; `None` when `args` was absent.
+    /// The encoded positional arguments of a call; `None` when `args` was absent, or when it
+    /// ends past the first 4 GiB of the frame (a frame that large is refused as too large).
     pub fn args(&self) -> Option<Vec<EncodedValue>> {
         // The parse walked these bytes within the receive limits, so this walk, under none,
         // ends each item where that one did and finds what it found.

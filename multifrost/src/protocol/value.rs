@@ -25,7 +25,7 @@ pub struct EncodedValue {
     /// The encoding; for a bin built around bytes it did not copy, only its header.
     bytes: Buffer,
     summary: Summary,
-    /// That bin's content (see [`EncodedValue::from_bin_parts`]).
+    /// That bin's content (see [`EncodedValue::bin`]).
     tail: Option<Box<BinTail>>,
 }
 
@@ -177,12 +177,18 @@ impl EncodedValue {
             str_bin_len: len.min(u32::MAX as usize) as u32,
             ..Summary::default()
         };
-        let mut header = Vec::with_capacity(if len < SHARED_BIN_MIN { len + 5 } else { 5 });
+        // Sized exactly, so that a `Bytes` of it needs no shared header of its own.
+        let header_len = match len {
+            0..=0xff => 2,
+            0x100..=0xffff => 3,
+            _ => 5,
+        };
+        let body_len = if len < SHARED_BIN_MIN { len } else { 0 };
+        let mut header = Vec::with_capacity(header_len + body_len);
         rmp::encode::write_bin_len(&mut header, u32::try_from(len).map_err(|_| too_long())?)
             .map_err(|_| too_long())?;
         if len < SHARED_BIN_MIN {
             header.extend_from_slice(&body);
-            // Filled to its capacity: a `Bytes` of it needs no header of its own.
             return Ok(EncodedValue::from_validated(header.into(), summary));
         }
         Ok(EncodedValue {
