@@ -100,10 +100,7 @@ impl Args {
         &mut self,
         values: &[EncodedValue],
     ) -> Result<T, CallError> {
-        match values.get(self.taken) {
-            Some(value) => self.decode(value),
-            None => Err(self.missing()),
-        }
+        self.next_required(values, EncodedValue::decode)
     }
 
     /// Decodes the next argument of a trailing `Option<T>` parameter: `None` when the caller
@@ -112,13 +109,7 @@ impl Args {
         &mut self,
         values: &[EncodedValue],
     ) -> Result<Option<T>, CallError> {
-        match values.get(self.taken) {
-            Some(value) => self.decode(value),
-            None => {
-                self.taken += 1;
-                Ok(None)
-            }
-        }
+        self.next_optional(values, EncodedValue::decode)
     }
 
     /// Decodes the next argument of a byte-string parameter (see [`BinValue`]).
@@ -126,10 +117,7 @@ impl Args {
         &mut self,
         values: &[EncodedValue],
     ) -> Result<T, CallError> {
-        match values.get(self.taken) {
-            Some(value) => self.decode_bin(value),
-            None => Err(self.missing()),
-        }
+        self.next_required(values, decode_bin)
     }
 
     /// Decodes the next argument of a trailing `Option` byte-string parameter: `None` when the
@@ -138,8 +126,30 @@ impl Args {
         &mut self,
         values: &[EncodedValue],
     ) -> Result<Option<T>, CallError> {
+        self.next_optional(values, decode_bin)
+    }
+
+    /// The next argument, decoded by `decode`; an error when the caller left it out.
+    fn next_required<T>(
+        &mut self,
+        values: &[EncodedValue],
+        decode: impl FnOnce(&EncodedValue) -> Result<T, ValueError>,
+    ) -> Result<T, CallError> {
         match values.get(self.taken) {
-            Some(value) => self.decode_bin(value),
+            Some(value) => self.decode(value, decode),
+            None => Err(self.missing()),
+        }
+    }
+
+    /// The next argument of a trailing `Option` parameter, decoded by `decode`; `None` when
+    /// the caller left it out.
+    fn next_optional<T>(
+        &mut self,
+        values: &[EncodedValue],
+        decode: impl FnOnce(&EncodedValue) -> Result<Option<T>, ValueError>,
+    ) -> Result<Option<T>, CallError> {
+        match values.get(self.taken) {
+            Some(value) => self.decode(value, decode),
             None => {
                 self.taken += 1;
                 Ok(None)
@@ -147,23 +157,15 @@ impl Args {
         }
     }
 
-    fn decode_bin<T: BinValue>(&mut self, value: &EncodedValue) -> Result<T, CallError> {
+    /// Takes `value` as the next argument and decodes it, with an error naming its position.
+    fn decode<T>(
+        &mut self,
+        value: &EncodedValue,
+        decode: impl FnOnce(&EncodedValue) -> Result<T, ValueError>,
+    ) -> Result<T, CallError> {
         let position = self.taken;
         self.taken += 1;
-        decode_bin(value).map_err(|error| {
-            CallError::new(format!(
-                "{}: argument {}: {}",
-                self.function,
-                self.describe_position(position),
-                mismatch(&error)
-            ))
-        })
-    }
-
-    fn decode<T: DeserializeOwned>(&mut self, value: &EncodedValue) -> Result<T, CallError> {
-        let position = self.taken;
-        self.taken += 1;
-        value.decode().map_err(|error| {
+        decode(value).map_err(|error| {
             CallError::new(format!(
                 "{}: argument {}: {}",
                 self.function,
