@@ -173,9 +173,11 @@ impl RawMessage {
             }
         };
         for _ in 0..entries {
-            // Keys are compared as bytes: every key we know is ASCII, so a key that is not
-            // UTF-8 matches none of them, as it would after a UTF-8 check.
-            let (key, key_end) = match fixstr_at(buf, pos, limits) {
+            // A fixstr key within the str limit is read without a walk; any other is walked,
+            // which records what it finds. Keys are compared as bytes: every key we know is
+            // ASCII, so a key that is not UTF-8 matches none of them, as after a UTF-8 check.
+            let fixstr = fixstr_at(buf, pos).filter(|text| text.len() <= limits.max_str_bin_len);
+            let (key, key_end) = match fixstr {
                 Some(text) => (Some(&buf[text.clone()]), text.end),
                 None => {
                     let walked = walk_entry(
@@ -446,20 +448,16 @@ pub(crate) fn as_f64(value: &[u8]) -> Option<f64> {
     }
 }
 
-/// Where the bytes of the fixstr at `pos` are, if there is one, all there and within the str
-/// limit: nearly every key of a message, read without a walk (anything else is walked).
+/// Where the bytes of the fixstr at `pos` are, if there is one and it is all there: nearly
+/// every str of a message (its keys, `app`, `id`, `type`), read from its marker alone.
 #[inline(always)]
-fn fixstr_at(buf: &[u8], pos: usize, limits: &Limits) -> Option<Range<usize>> {
+fn fixstr_at(buf: &[u8], pos: usize) -> Option<Range<usize>> {
     let marker = *buf.get(pos)?;
     if !matches!(marker, 0xa0..=0xbf) {
         return None;
     }
-    let len = (marker & 0x1f) as usize;
-    let end = pos + 1 + len;
-    if end > buf.len() || len > limits.max_str_bin_len {
-        return None;
-    }
-    Some(pos + 1..end)
+    let end = pos + 1 + (marker & 0x1f) as usize;
+    (end <= buf.len()).then_some(pos + 1..end)
 }
 
 /// The bytes of the str at the start of `bytes` (map keys, `app`, `type`), in any of the str
@@ -472,14 +470,10 @@ fn str_bytes(bytes: &[u8]) -> Option<&[u8]> {
 /// is all there.
 #[inline]
 fn str_range(bytes: &[u8]) -> Option<Range<usize>> {
-    // A fixstr, nearly every str of a message (its keys, `app`, `id`, `type`), without a
-    // header read.
-    let marker = *bytes.first()?;
-    if let 0xa0..=0xbf = marker {
-        let end = 1 + (marker & 0x1f) as usize;
-        return (end <= bytes.len()).then_some(1..end);
+    if let Some(text) = fixstr_at(bytes, 0) {
+        return Some(text);
     }
-    if !matches!(marker, 0xd9..=0xdb) {
+    if !matches!(bytes.first()?, 0xd9..=0xdb) {
         return None;
     }
     let mut start = 0;
