@@ -1,21 +1,17 @@
-//! Sockets and frames: the only place that talks to the zeromq crate.
+//! Sockets and frames: the only place that talks ZMTP, through the zeromq crate for a child's
+//! ROUTER and through [`dealer`] for a parent's one connection.
 //!
 //! Frames follow PROTOCOL.md section 1: a parent sends `[empty, payload]`, a child receives
 //! `[routing id, empty, payload]` and answers with the same envelope. Receivers read the last
 //! frame as the payload, so a peer that leaves out the empty delimiter still works.
 
+pub(crate) mod dealer;
+
 use bytes::Bytes;
 use zeromq::ZmqMessage;
 
 pub(crate) use zeromq::prelude::{Socket, SocketRecv, SocketSend};
-pub(crate) use zeromq::{
-    DealerRecvHalf, DealerSendHalf, DealerSocket, RouterSendHalf, RouterSocket, SocketEvent,
-};
-
-/// The frames a parent sends: an empty delimiter, then the payload.
-pub(crate) fn parent_frames(payload: Vec<u8>) -> ZmqMessage {
-    frames([Bytes::new(), Bytes::from(payload)])
-}
+pub(crate) use zeromq::{RouterSendHalf, RouterSocket, SocketEvent};
 
 /// The frames a child sends to the parent with this routing id.
 pub(crate) fn child_frames(routing_id: Bytes, payload: Vec<u8>) -> ZmqMessage {
@@ -35,11 +31,6 @@ pub(crate) fn child_frames_bytes(routing_id: Bytes, payload: Bytes) -> ZmqMessag
     frames([routing_id, Bytes::new(), payload])
 }
 
-/// The payload of a received message: its last frame, taken out (no count to raise and drop).
-pub(crate) fn payload(message: ZmqMessage) -> Bytes {
-    message.into_vecdeque().pop_back().unwrap_or_default()
-}
-
 /// The routing id and payload of a message a ROUTER received, if it has both. The frames are
 /// taken from their queue as they are (`into_vec` may move them).
 pub(crate) fn routed(message: ZmqMessage) -> Option<(Bytes, Bytes)> {
@@ -47,12 +38,4 @@ pub(crate) fn routed(message: ZmqMessage) -> Option<(Bytes, Bytes)> {
     let routing_id = frames.pop_front()?;
     let payload = frames.pop_back()?;
     Some((routing_id, payload))
-}
-
-/// The port of a bound endpoint.
-pub(crate) fn endpoint_port(endpoint: &zeromq::Endpoint) -> Option<u16> {
-    match endpoint {
-        zeromq::Endpoint::Tcp(_, port) => Some(*port),
-        _ => None,
-    }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use multifrost::{Error, ParentWorker};
-use zeromq::prelude::{Socket, SocketRecv};
+use tokio::io::AsyncReadExt;
 
 /// A child that publishes its port, then waits for `<dir>/go` before starting the real worker.
 fn waiting_child(dir: &std::path::Path) -> ParentWorker {
@@ -34,9 +34,8 @@ async fn a_stranger_that_connects_before_the_child_is_refused_and_sent_nothing()
     };
     assert!(support::eventually(Duration::from_secs(30), || dir.join("port").exists()).await);
     let port = std::fs::read_to_string(dir.join("port")).unwrap();
-    let mut stranger = zeromq::RouterSocket::new();
-    stranger
-        .connect(&format!("tcp://127.0.0.1:{}", port.trim()))
+    // A plain TCP connection: the parent greets nobody before it knows who it is.
+    let mut stranger = tokio::net::TcpStream::connect(("127.0.0.1", port.trim().parse().unwrap()))
         .await
         .expect("the stranger connects first");
     std::fs::write(dir.join("go"), b"").unwrap();
@@ -46,9 +45,15 @@ async fn a_stranger_that_connects_before_the_child_is_refused_and_sent_nothing()
         matches!(&err, Error::StartFailed { reason, .. } if reason.contains("not the child")),
         "{err:?}"
     );
-    // Not a heartbeat, not a call, not the token.
-    let received = tokio::time::timeout(Duration::from_millis(500), stranger.recv()).await;
-    assert!(received.is_err(), "the stranger was sent {received:?}");
+    // Not a greeting, not a heartbeat, not a call, not the token: the connection ends empty.
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stranger.read_to_end(&mut received))
+        .await
+        .expect("the parent closes the stranger's connection");
+    assert!(
+        received.is_empty(),
+        "the stranger was sent {received:?} ({read:?})"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

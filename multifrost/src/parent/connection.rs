@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 use super::in_flight::{InFlightBudget, Slot, TimedOut};
@@ -18,12 +16,12 @@ use crate::protocol::{
     encode_cancel, encode_heartbeat, encode_shutdown, unix_at, unix_now, EncodedValue, Limits,
     MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
-use crate::transport::{self, DealerRecvHalf, DealerSendHalf, SocketEvent, SocketRecv, SocketSend};
+use crate::transport::dealer::{self, Gone};
 
 /// A connected worker.
 pub(crate) struct Connection {
     pub worker: Arc<str>,
-    sender: Mutex<DealerSendHalf>,
+    sender: dealer::Sender,
     pub pending: PendingCalls,
     budget: InFlightBudget,
     /// Send order of calls and heartbeats: a reply to message n proves the child has read
@@ -46,14 +44,14 @@ pub(crate) struct Connection {
 impl Connection {
     pub fn new(
         worker: Arc<str>,
-        sender: DealerSendHalf,
+        sender: dealer::Sender,
         max_in_flight: usize,
         max_in_flight_bytes: usize,
         auth_token: Option<&str>,
     ) -> Arc<Connection> {
         Arc::new(Connection {
             worker,
-            sender: Mutex::new(sender),
+            sender,
             pending: PendingCalls::default(),
             budget: InFlightBudget::new(max_in_flight, max_in_flight_bytes),
             next_seq: AtomicU64::new(0),
@@ -96,7 +94,7 @@ impl Connection {
     /// Starts the task that reads replies and output messages.
     pub fn start_receiving(
         self: &Arc<Self>,
-        receiver: DealerRecvHalf,
+        receiver: dealer::Receiver,
         limits: Limits,
         output: OutputHandler,
     ) {
@@ -104,18 +102,17 @@ impl Connection {
         self.add_task(task.abort_handle());
     }
 
-    /// Starts the task that fails every call when the transport reports the peer gone.
+    /// Starts the task that fails every call when the connection ends.
     pub fn watch_disconnect(
         self: &Arc<Self>,
-        mut monitor: futures_channel::mpsc::Receiver<SocketEvent>,
+        mut gone: Gone,
         on_disconnect: impl FnOnce() + Send + 'static,
     ) {
+        let worker = self.worker.clone();
         let task = tokio::spawn(async move {
-            while let Some(event) = monitor.next().await {
-                if let SocketEvent::Disconnected(_) = event {
-                    on_disconnect();
-                    return;
-                }
+            if let Ok(reason) = gone.wait_for(Option::is_some).await {
+                tracing::debug!(worker = %worker, reason = reason.as_deref(), "connection ended");
+                on_disconnect();
             }
         });
         self.add_task(task.abort_handle());
@@ -133,24 +130,18 @@ impl Connection {
         }
     }
 
-    async fn send(&self, payload: Vec<u8>) -> Result<(), Error> {
-        // Free, the usual case: taken at once. The wait is boxed, as the lock's future would
-        // make every call's future larger (a free lock goes to a waiting call first).
-        let mut sender = match self.sender.try_lock() {
-            Ok(sender) => sender,
-            Err(_) => Box::pin(self.sender.lock()).await,
-        };
-        sender
-            .send(transport::parent_frames(payload))
-            .await
-            .map_err(|err| {
-                Error::Transport(format!("sending to worker '{}' failed: {err}", self.worker))
-            })
+    /// Queues `payload` for the worker: it never waits (the in-flight budget bounds the queue).
+    fn send(&self, payload: Vec<u8>) -> Result<(), Error> {
+        self.sender.send(payload).map_err(|reason| {
+            Error::Transport(format!(
+                "sending to worker '{}' failed: {reason}",
+                self.worker
+            ))
+        })
     }
 
     /// Sends `payload`, the message that `reply` waits for, and waits for its reply until
-    /// `deadline`. Sending is under the deadline too: a full transport queue cannot hold a call
-    /// past its timeout.
+    /// `deadline`.
     async fn round_trip(
         &self,
         reply: ReplyWait<'_>,
@@ -158,10 +149,8 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<Received, Error> {
         // Dropped unanswered (a timeout, a send that failed), it leaves the table.
-        let exchange = async {
-            self.send(payload).await?;
-            reply.await.map_err(|error| *error)
-        };
+        self.send(payload)?;
+        let exchange = async { reply.await.map_err(|error| *error) };
         match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), exchange)
                 .await
@@ -269,8 +258,8 @@ impl Connection {
     }
 
     /// Asks the worker to exit; no reply is expected.
-    pub async fn send_shutdown(&self) -> Result<(), Error> {
-        self.send(encode_shutdown(self.auth_token.as_ref())).await
+    pub fn send_shutdown(&self) -> Result<(), Error> {
+        self.send(encode_shutdown(self.auth_token.as_ref()))
     }
 }
 
@@ -291,34 +280,24 @@ impl Drop for Unanswered<'_> {
             return;
         };
         self.connection.budget.expire(self.id, self.seq, slot);
-        let connection = self.connection.clone();
-        let cancel = encode_cancel(self.id, connection.auth_token.as_ref());
-        // A runtime may be shutting down (the future was dropped with it): then nobody sends.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = connection.send(cancel).await;
-            });
-        }
+        // Queued at once: sending never waits, and needs no runtime.
+        let _ = self
+            .connection
+            .send(encode_cancel(self.id, self.connection.auth_token.as_ref()));
     }
 }
 
 async fn receive_loop(
     connection: Arc<Connection>,
-    mut receiver: DealerRecvHalf,
+    mut receiver: dealer::Receiver,
     limits: Limits,
     output: OutputHandler,
 ) {
-    loop {
-        let frames = match receiver.recv().await {
-            Ok(frames) => frames,
-            Err(err) => {
-                tracing::debug!(worker = %connection.worker, "receive ended: {err}");
-                return;
-            }
-        };
+    // `None` once the connection ended: `watch_disconnect` hears why.
+    while let Some(payload) = receiver.recv().await {
         // Whatever it is, the child sent it: it is alive.
         connection.heard();
-        let message = match RawMessage::parse(transport::payload(frames), &limits) {
+        let message = match RawMessage::parse(payload, &limits) {
             Ok(message) => message,
             Err(err) => {
                 tracing::warn!(worker = %connection.worker, "ignoring a malformed message: {err}");
@@ -374,12 +353,10 @@ async fn receive_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::Socket;
 
     #[tokio::test]
     async fn a_message_is_dated_when_first_seen_never_before_it_arrived() {
-        let (sender, _receiver) = transport::DealerSocket::new().split();
-        let connection = Connection::new("w".into(), sender, 1, 1024, None);
+        let connection = Connection::new("w".into(), dealer::Sender::unconnected(), 1, 1024, None);
         // Nothing heard yet: the connection's start.
         let born = connection.last_heard();
         assert_eq!(connection.last_heard(), born);

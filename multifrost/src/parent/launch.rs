@@ -5,14 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use super::config::{SpawnSpec, WorkerConfig};
 use super::connection::Connection;
 use super::peers::check_accepted;
 use super::process::{forward_pipes, spawn_child, ProcessWatch};
 use crate::error::{Error, ExitStatus, Result};
-use crate::transport::{self, DealerSocket, Socket, SocketEvent};
+use crate::transport::dealer::{self, Dealer};
 
 /// How a spawned child's start-up ended before it connected.
 enum Early {
@@ -41,14 +39,13 @@ impl Launch<'_> {
         deadline: Instant,
         on_exit: impl FnOnce(&Arc<Connection>) + Send + 'static,
     ) -> Result<(Arc<Connection>, ProcessWatch)> {
-        let mut socket = DealerSocket::new();
-        let mut monitor = socket.monitor();
-        let endpoint = socket
-            .bind("tcp://127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| self.failed(format!("cannot bind a port on 127.0.0.1: {e}")))?;
-        let port = transport::endpoint_port(&endpoint)
-            .ok_or_else(|| self.failed("bound endpoint has no port"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| self.failed(format!("the bound port is unknown: {e}")))?
+            .port();
 
         // Spawned from a runtime task, so the parent-death signal is tied to a runtime thread
         // rather than to whatever thread happens to poll `start`.
@@ -88,22 +85,18 @@ impl Launch<'_> {
         };
         let mut process = ProcessWatch::start(child, pipes, watch_exit);
 
-        // The child connects to us: wait for the transport to say so, or for the child to die.
+        // The child connects to us: wait for its connection, or for the child to die.
         let accepted = tokio::time::timeout_at(deadline.into(), async {
-            loop {
-                tokio::select! {
-                    event = monitor.next() => match event {
-                        Some(SocketEvent::Accepted(..)) => return Ok(()),
-                        Some(_) => continue,
-                        None => return Err(Early::Failed(self.failed("socket monitor closed"))),
-                    },
-                    status = process.wait() => return Err(Early::Exited(status)),
-                }
+            tokio::select! {
+                accepted = listener.accept() => accepted
+                    .map(|(stream, _)| stream)
+                    .map_err(|e| Early::Failed(self.failed(format!("accepting the child's connection failed: {e}")))),
+                status = process.wait() => Err(Early::Exited(status)),
             }
         })
         .await;
         let accepted = match accepted {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(stream)) => Ok(stream),
             Ok(Err(Early::Failed(err))) => Err(err),
             Ok(Err(Early::Exited(status))) => {
                 // What it said on its way out explains why: read its pipes to their end.
@@ -124,15 +117,16 @@ impl Launch<'_> {
                 self.config.start_timeout
             ))),
         };
-        if let Err(err) = accepted {
-            process.kill().await;
-            return Err(err);
-        }
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(err) => {
+                process.kill().await;
+                return Err(err);
+            }
+        };
         // Someone connected: stop listening, so that no other local process can connect to this
-        // port and be handed calls (a DEALER shares its calls among all its peers)...
-        if let Err(err) = socket.unbind(endpoint).await {
-            tracing::warn!(worker = %self.name, "could not stop listening after the child connected: {err}");
-        }
+        // port (a connection waiting to be accepted is refused with it)...
+        drop(listener);
         // ... and before sending anything, check that every peer is the child (or one of its
         // descendants, behind a launcher).
         if let Some(pid) = process.pid {
@@ -149,7 +143,23 @@ impl Launch<'_> {
                 )));
             }
         }
-        let connection = self.open_connection(socket);
+        // ... and greet it only now.
+        let dealer = match tokio::time::timeout_at(deadline.into(), dealer::handshake(stream)).await
+        {
+            Ok(Ok(dealer)) => dealer,
+            Ok(Err(reason)) => {
+                process.kill().await;
+                return Err(self.failed(format!("the child's connection failed: {reason}")));
+            }
+            Err(_) => {
+                process.kill().await;
+                return Err(self.failed(format!(
+                    "the child connected but did not finish the ZMTP handshake within {:?}",
+                    self.config.start_timeout
+                )));
+            }
+        };
+        let (connection, gone) = self.open_connection(dealer);
         let _ = live.set(connection.clone());
         let ready = if process.exited.borrow().is_some() {
             Err(self.failed("the process exited during start-up"))
@@ -167,7 +177,7 @@ impl Launch<'_> {
         let worker = self.name.clone();
         let watched = connection.clone();
         let mut exited = process.exited.clone();
-        connection.watch_disconnect(monitor, move || {
+        connection.watch_disconnect(gone, move || {
             // The process watcher reports the exit status; give it a moment to do so first.
             tokio::spawn(async move {
                 let _ =
@@ -184,10 +194,9 @@ impl Launch<'_> {
 
     /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
     pub async fn connect(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
-        let mut socket = DealerSocket::new();
-        let monitor = socket.monitor();
-        match tokio::time::timeout_at(deadline.into(), socket.connect(endpoint)).await {
-            Ok(Ok(())) => {}
+        let dealer = match tokio::time::timeout_at(deadline.into(), dealer::connect(endpoint)).await
+        {
+            Ok(Ok(dealer)) => dealer,
             Ok(Err(err)) => return Err(self.failed(format!("cannot connect to {endpoint}: {err}"))),
             Err(_) => {
                 return Err(self.failed(format!(
@@ -195,8 +204,8 @@ impl Launch<'_> {
                     self.config.start_timeout
                 )))
             }
-        }
-        let connection = self.open_connection(socket);
+        };
+        let (connection, gone) = self.open_connection(dealer);
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected {
                 worker: String::new(),
@@ -206,7 +215,7 @@ impl Launch<'_> {
         }
         let worker = self.name.clone();
         let watched = connection.clone();
-        connection.watch_disconnect(monitor, move || {
+        connection.watch_disconnect(gone, move || {
             watched.close(move || Error::Disconnected {
                 worker: worker.to_string(),
                 reason: "the service closed the connection".into(),
@@ -215,9 +224,15 @@ impl Launch<'_> {
         Ok(connection)
     }
 
-    /// A connection over a connected socket, already receiving.
-    fn open_connection(&self, socket: DealerSocket) -> Arc<Connection> {
-        let (sender, receiver) = socket.split();
+    /// A connection over a connection that shook hands, already receiving, and what says when
+    /// it ends.
+    fn open_connection(&self, dealer: Dealer) -> (Arc<Connection>, dealer::Gone) {
+        let Dealer {
+            sender,
+            receiver,
+            writer,
+            gone,
+        } = dealer;
         let connection = Connection::new(
             self.name.clone(),
             sender,
@@ -225,8 +240,9 @@ impl Launch<'_> {
             self.config.max_in_flight_bytes,
             self.config.auth_token.as_deref(),
         );
+        connection.add_task(tokio::spawn(writer.run()).abort_handle());
         connection.start_receiving(receiver, self.config.limits, self.config.output.clone());
-        connection
+        (connection, gone)
     }
 
     /// Proves the worker serves: a heartbeat that gets its echo.

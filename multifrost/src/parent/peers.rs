@@ -1,11 +1,11 @@
 //! Who is at the other end of the parent's spawn-mode port (Linux, through /proc).
 //!
-//! Any local process can connect to the port a parent listens on for its child, and a DEALER
-//! hands its messages to every peer in turn: a stranger that connects first would get the
-//! readiness probe, the token and calls. So once the parent stops listening, it looks at every
-//! connection it accepted on that port (`/proc/net/tcp`), finds the socket at the other end,
-//! and checks that this socket is held by the child or one of its descendants (a launcher's
-//! children count: `sh -c`, `npx`). Nothing is sent before that.
+//! Any local process can connect to the port a parent listens on for its child: a stranger
+//! that connects first would get the readiness probe, the token and calls. So once the parent
+//! accepted a connection and stopped listening, it looks at every connection accepted on that
+//! port (`/proc/net/tcp`), finds the socket at the other end, and checks that this socket is
+//! held by the child or one of its descendants (a launcher's children count: `sh -c`, `npx`).
+//! Nothing is sent before that, not even the ZMTP greeting.
 
 use std::collections::{HashMap, HashSet};
 

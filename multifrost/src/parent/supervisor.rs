@@ -467,7 +467,7 @@ impl Supervisor {
             // for long).
             let _ = connection.heartbeat(Duration::from_millis(500)).await;
             connection.expect_exit();
-            let _ = tokio::time::timeout(Duration::from_secs(1), connection.send_shutdown()).await;
+            let _ = connection.send_shutdown();
             status = match tokio::time::timeout(self.config.stop_timeout, process.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
