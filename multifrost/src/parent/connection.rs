@@ -102,18 +102,21 @@ impl Connection {
         self.add_task(task.abort_handle());
     }
 
-    /// Starts the task that fails every call when the connection ends.
+    /// Starts the task that fails every call when the connection ends: `on_disconnect` gets
+    /// the reason.
     pub fn watch_disconnect(
         self: &Arc<Self>,
         mut gone: Gone,
-        on_disconnect: impl FnOnce() + Send + 'static,
+        on_disconnect: impl FnOnce(Arc<str>) + Send + 'static,
     ) {
         let worker = self.worker.clone();
         let task = tokio::spawn(async move {
-            if let Ok(reason) = gone.wait_for(Option::is_some).await {
-                tracing::debug!(worker = %worker, reason = reason.as_deref(), "connection ended");
-                on_disconnect();
-            }
+            let reason = match gone.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone().unwrap_or_default(),
+                Err(_) => return, // the connection's parts are gone: it was closed already
+            };
+            tracing::debug!(worker = %worker, reason = &*reason, "connection ended");
+            on_disconnect(reason);
         });
         self.add_task(task.abort_handle());
     }

@@ -177,7 +177,7 @@ impl Launch<'_> {
         let worker = self.name.clone();
         let watched = connection.clone();
         let mut exited = process.exited.clone();
-        connection.watch_disconnect(gone, move || {
+        connection.watch_disconnect(gone, move |ended| {
             // The process watcher reports the exit status; give it a moment to do so first.
             tokio::spawn(async move {
                 let _ =
@@ -185,7 +185,7 @@ impl Launch<'_> {
                         .await;
                 watched.close(move || Error::Disconnected {
                     worker: worker.to_string(),
-                    reason: "the child's connection closed".into(),
+                    reason: format!("the child's connection ended: {ended}"),
                 });
             });
         });
@@ -215,10 +215,10 @@ impl Launch<'_> {
         }
         let worker = self.name.clone();
         let watched = connection.clone();
-        connection.watch_disconnect(gone, move || {
+        connection.watch_disconnect(gone, move |ended| {
             watched.close(move || Error::Disconnected {
                 worker: worker.to_string(),
-                reason: "the service closed the connection".into(),
+                reason: format!("the service's connection ended: {ended}"),
             })
         });
         Ok(connection)
