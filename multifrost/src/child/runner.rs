@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::contract::{AUTH_TOKEN_ENV, PORT_ENV};
 use crate::protocol::Limits;
 use crate::registry::Registry;
-use crate::transport::{RouterSocket, Socket};
+use crate::transport::router::Router;
 
 /// Serves a worker until the parent sends `shutdown`, goes away, or the process gets SIGTERM or
 /// SIGINT. On a fatal error (a bad `COMLINK_ZMQ_PORT`, no parent to connect to) it prints the
@@ -144,14 +144,12 @@ impl<W: Worker> ChildRunner<W> {
         } else {
             None
         };
-        let mut socket = RouterSocket::new();
-        let monitor = socket.monitor();
-        let endpoint = format!("tcp://127.0.0.1:{port}");
-        socket
-            .connect(&endpoint)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot reach the parent at {endpoint}: {e}")))?;
-        self.server().serve(socket, monitor, output, true).await
+        let router = Router::connect(port).await.map_err(|e| {
+            Error::Transport(format!(
+                "cannot reach the parent at tcp://127.0.0.1:{port}: {e}"
+            ))
+        })?;
+        self.server().serve(router, output, true).await
     }
 
     /// Connect mode: register the id, bind, serve, and unregister however serving ends.
@@ -162,13 +160,11 @@ impl<W: Worker> ChildRunner<W> {
         };
         let pid = std::process::id();
         let port = registry.register(service_id, pid).await?;
-        let mut socket = RouterSocket::new();
-        let monitor = socket.monitor();
         let endpoint = format!("tcp://{}:{port}", self.bind_address);
-        let served = match socket.bind(&endpoint).await {
-            Ok(_) => {
+        let served = match Router::bind(self.bind_address, port).await {
+            Ok(router) => {
                 tracing::info!(service_id, %endpoint, "service registered and listening");
-                self.server().serve(socket, monitor, None, false).await
+                self.server().serve(router, None, false).await
             }
             Err(err) => Err(Error::Transport(format!(
                 "cannot listen on {endpoint}: {err}"

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use std::collections::{HashMap, VecDeque};
@@ -15,12 +15,12 @@ use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::panic::CaughtPanic;
 use super::rules::{check_reply, Decision, DispatchRules, Ignored};
 use super::worker::{BlockingCall, CallError, IncomingCall, Worker};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::protocol::{
     encode_error, encode_error_with_data, encode_output, encode_response, EncodedValue, Limits,
     MessageKind,
 };
-use crate::transport::{self, RouterSendHalf, RouterSocket, SocketEvent, SocketRecv, SocketSend};
+use crate::transport::router::{Router, RouterSender};
 
 /// How many distinct parents a child remembers for forwarding its output.
 const MAX_KNOWN_PARENTS: usize = 16;
@@ -104,16 +104,15 @@ impl<W: Worker> Server<W> {
 
     pub async fn serve(
         self: Arc<Self>,
-        socket: RouterSocket,
-        monitor: futures_channel::mpsc::Receiver<SocketEvent>,
+        mut router: Router,
         output: Option<CapturedStdio>,
         exit_when_parent_leaves: bool,
     ) -> Result<()> {
-        let (sender, mut receiver) = socket.split();
+        let sender = router.sender();
         let mut background = Vec::new();
         background.push(tokio::spawn(self.clone().watch_signals()));
         if exit_when_parent_leaves {
-            background.push(tokio::spawn(self.clone().watch_parent(monitor)));
+            background.push(tokio::spawn(self.clone().watch_parent(sender.clone())));
         }
         let mut outbox = None;
         let replies = match output {
@@ -122,33 +121,30 @@ impl<W: Worker> Server<W> {
                 outbox = Some(tokio::spawn(self.clone().outbox(output, queued, sender)));
                 Replies::Outbox(replies)
             }
-            None => Replies::Direct {
-                sender,
-                backlog: Arc::default(),
-                runtime: tokio::runtime::Handle::current(),
-            },
+            None => Replies::Direct(sender),
         };
         // Whether calls are polled once before they get a task (see `run_call`).
         let current_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread;
-        let result = loop {
+        loop {
             tokio::select! {
-                message = receiver.recv() => match message {
-                    Ok(message) => self.handle_frames(message, &replies, current_thread),
-                    Err(err) => break Err(Error::Transport(format!("receive failed: {err}"))),
-                },
-                _ = self.stop.notified() => break Ok(()),
+                (routing_id, payload) = router.recv() => {
+                    self.handle_message(routing_id, payload, &replies, current_thread)
+                }
+                _ = self.stop.notified() => break,
             }
-        };
+        }
         for task in background {
             task.abort();
         }
-        // The outbox sends what is still queued and printed, then ends with its queue.
+        // The outbox sends what is still queued and printed, then ends with its queue...
         drop(replies);
         if let Some(outbox) = outbox {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), outbox).await;
         }
-        result
+        // ... and the connections write out what they hold.
+        router.close(std::time::Duration::from_secs(2)).await;
+        Ok(())
     }
 
     /// Stops on SIGTERM or SIGINT (Python parents stop children with SIGTERM).
@@ -169,17 +165,10 @@ impl<W: Worker> Server<W> {
     }
 
     /// In spawn mode the parent is the only peer: once it disconnects nobody can call again.
-    async fn watch_parent(
-        self: Arc<Self>,
-        mut monitor: futures_channel::mpsc::Receiver<SocketEvent>,
-    ) {
-        while let Some(event) = monitor.next().await {
-            if let SocketEvent::Disconnected(_) = event {
-                tracing::info!("parent disconnected; worker stopping");
-                self.stop.notify_one();
-                return;
-            }
-        }
+    async fn watch_parent(self: Arc<Self>, sender: RouterSender) {
+        sender.until_alone().await;
+        tracing::info!("parent disconnected; worker stopping");
+        self.stop.notify_one();
     }
 
     /// Sends every reply and every captured line, in order: before a reply, the lines printed
@@ -188,7 +177,7 @@ impl<W: Worker> Server<W> {
         self: Arc<Self>,
         mut output: CapturedStdio,
         mut replies: mpsc::UnboundedReceiver<Reply>,
-        mut sender: RouterSendHalf,
+        sender: RouterSender,
     ) {
         let mut lines = VecDeque::new();
         let mut dropped = 0u64;
@@ -201,12 +190,12 @@ impl<W: Worker> Server<W> {
                         batch.push(more);
                     }
                     output.drain(&mut lines);
-                    self.send_lines(&mut lines, &mut dropped, &mut sender).await;
+                    self.send_lines(&mut lines, &mut dropped, &sender);
                     if batch.is_empty() {
                         return; // Serving stopped: all is sent.
                     }
                     for Reply { routing_id, payload, leftovers } in batch {
-                        if let Err(err) = sender.send(transport::child_frames(routing_id, payload)).await {
+                        if let Err(err) = sender.send(&routing_id, payload) {
                             tracing::warn!("could not send a reply: {err}");
                         }
                         drop(leftovers);
@@ -214,7 +203,7 @@ impl<W: Worker> Server<W> {
                 }
                 () = output.readable() => {
                     output.read_available(64 * 1024, &mut lines);
-                    self.send_lines(&mut lines, &mut dropped, &mut sender).await;
+                    self.send_lines(&mut lines, &mut dropped, &sender);
                 }
             }
         }
@@ -222,11 +211,11 @@ impl<W: Worker> Server<W> {
 
     /// Sends the queued lines to every known parent. With no parent yet, they are held (at
     /// most [`OUTPUT_BACKLOG`], older ones dropped and counted) until one appears.
-    async fn send_lines(
+    fn send_lines(
         &self,
         lines: &mut VecDeque<OutputLine>,
         dropped: &mut u64,
-        sender: &mut RouterSendHalf,
+        sender: &RouterSender,
     ) {
         let parents = self.parents.lock().expect("parents lock").clone();
         if parents.is_empty() {
@@ -249,9 +238,7 @@ impl<W: Worker> Server<W> {
         while let Some(line) = lines.pop_front() {
             let payload = encode_output(line.kind, &line.text);
             for parent in &parents {
-                let _ = sender
-                    .send(transport::child_frames(parent.clone(), payload.clone()))
-                    .await;
+                let _ = sender.send(parent, payload.clone());
             }
         }
     }
@@ -266,16 +253,13 @@ impl<W: Worker> Server<W> {
         }
     }
 
-    fn handle_frames(
+    fn handle_message(
         self: &Arc<Self>,
-        frames: zeromq::ZmqMessage,
+        routing_id: Bytes,
+        payload: Bytes,
         replies: &Replies,
         current_thread: bool,
     ) {
-        let Some((routing_id, payload)) = transport::routed(frames) else {
-            tracing::debug!("ignoring a message without routing id and payload");
-            return;
-        };
         match self.rules.decide(payload) {
             Decision::Ignore(why @ (Ignored::Malformed(_) | Ignored::UnauthorizedShutdown)) => {
                 tracing::warn!("ignoring {why}")
@@ -612,12 +596,8 @@ struct Reply {
 enum Replies {
     /// Spawn mode with captured output: through the outbox, after what was printed before.
     Outbox(mpsc::UnboundedSender<Reply>),
-    /// Sent at once, each on its own task; what waits for one peer is bounded in bytes.
-    Direct {
-        sender: RouterSendHalf,
-        backlog: Arc<Mutex<HashMap<Bytes, usize>>>,
-        runtime: tokio::runtime::Handle,
-    },
+    /// Sent at once, into the connection's outbox; what waits for one peer is bounded in bytes.
+    Direct(RouterSender),
 }
 
 impl Replies {
@@ -642,66 +622,27 @@ impl Replies {
                     leftovers,
                 });
             }
-            Replies::Direct {
-                sender,
-                backlog,
-                runtime,
-            } => {
+            Replies::Direct(sender) => {
+                let Some(peer) = sender.peer(&routing_id) else {
+                    tracing::debug!("dropping a reply to a parent that is gone");
+                    return;
+                };
                 let size = payload.len();
-                {
-                    let mut waiting = backlog.lock().expect("backlog lock");
-                    let held = waiting.entry(routing_id.clone()).or_default();
-                    if *held > 0 && *held + size > MAX_PEER_BACKLOG {
-                        tracing::warn!(
-                            held = *held,
-                            "dropping a reply of {size} bytes to a peer that does not read its replies"
-                        );
-                        return;
-                    }
-                    *held += size;
+                let held = peer.unwritten();
+                if held > 0 && held + size > MAX_PEER_BACKLOG {
+                    tracing::warn!(
+                        held,
+                        "dropping a reply of {size} bytes to a peer that does not read its replies"
+                    );
+                    return;
                 }
-                // The transport queues without bound (100,000 messages a peer), so the reply is
-                // counted until the transport drops its bytes: once it wrote them out.
-                let payload = Bytes::from_owner(Unsent {
-                    payload,
-                    peer: routing_id.clone(),
-                    backlog: backlog.clone(),
-                });
-                let mut sender = sender.clone();
-                // On the runtime's handle: a sync method's reply is sent from its own thread.
-                runtime.spawn(async move {
-                    let frames = transport::child_frames_bytes(routing_id, payload);
-                    if let Err(err) = sender.send(frames).await {
-                        tracing::warn!("could not send a reply: {err}");
-                    }
-                    drop(leftovers);
-                });
-            }
-        }
-    }
-}
-
-/// A reply's bytes while the transport holds them; dropping it takes them off its peer's
-/// backlog.
-struct Unsent {
-    payload: Vec<u8>,
-    peer: Bytes,
-    backlog: Arc<Mutex<HashMap<Bytes, usize>>>,
-}
-
-impl AsRef<[u8]> for Unsent {
-    fn as_ref(&self) -> &[u8] {
-        &self.payload
-    }
-}
-
-impl Drop for Unsent {
-    fn drop(&mut self) {
-        let mut waiting = self.backlog.lock().expect("backlog lock");
-        if let Some(held) = waiting.get_mut(&self.peer) {
-            *held -= self.payload.len();
-            if *held == 0 {
-                waiting.remove(&self.peer);
+                let sent = match leftovers {
+                    Some(leftovers) => peer.send_returning(payload, leftovers),
+                    None => peer.send(payload),
+                };
+                if let Err(reason) = sent {
+                    tracing::warn!("could not send a reply: {reason}");
+                }
             }
         }
     }

@@ -16,12 +16,12 @@ use crate::protocol::{
     encode_cancel, encode_heartbeat, encode_shutdown, unix_at, unix_now, EncodedValue, Limits,
     MessageKind, OutgoingCall, RawMessage, DEFAULT_NAMESPACE,
 };
-use crate::transport::dealer::{self, Gone};
+use crate::transport::zmtp::{self, Gone};
 
 /// A connected worker.
 pub(crate) struct Connection {
     pub worker: Arc<str>,
-    sender: dealer::Sender,
+    sender: zmtp::Sender,
     pub pending: PendingCalls,
     budget: InFlightBudget,
     /// Send order of calls and heartbeats: a reply to message n proves the child has read
@@ -44,7 +44,7 @@ pub(crate) struct Connection {
 impl Connection {
     pub fn new(
         worker: Arc<str>,
-        sender: dealer::Sender,
+        sender: zmtp::Sender,
         max_in_flight: usize,
         max_in_flight_bytes: usize,
         auth_token: Option<&str>,
@@ -94,7 +94,7 @@ impl Connection {
     /// Starts the task that reads replies and output messages.
     pub fn start_receiving(
         self: &Arc<Self>,
-        receiver: dealer::Receiver,
+        receiver: zmtp::Receiver,
         limits: Limits,
         output: OutputHandler,
     ) {
@@ -292,7 +292,7 @@ impl Drop for Unanswered<'_> {
 
 async fn receive_loop(
     connection: Arc<Connection>,
-    mut receiver: dealer::Receiver,
+    mut receiver: zmtp::Receiver,
     limits: Limits,
     output: OutputHandler,
 ) {
@@ -359,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_is_dated_when_first_seen_never_before_it_arrived() {
-        let connection = Connection::new("w".into(), dealer::Sender::unconnected(), 1, 1024, None);
+        let connection = Connection::new("w".into(), zmtp::Sender::unconnected(), 1, 1024, None);
         // Nothing heard yet: the connection's start.
         let born = connection.last_heard();
         assert_eq!(connection.last_heard(), born);

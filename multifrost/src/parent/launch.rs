@@ -10,7 +10,7 @@ use super::connection::Connection;
 use super::peers::check_accepted;
 use super::process::{forward_pipes, spawn_child, ProcessWatch};
 use crate::error::{Error, ExitStatus, Result};
-use crate::transport::dealer::{self, Dealer};
+use crate::transport::zmtp::{self, Peer, Role};
 
 /// How a spawned child's start-up ended before it connected.
 enum Early {
@@ -144,22 +144,24 @@ impl Launch<'_> {
             }
         }
         // ... and greet it only now.
-        let dealer = match tokio::time::timeout_at(deadline.into(), dealer::handshake(stream)).await
-        {
-            Ok(Ok(dealer)) => dealer,
-            Ok(Err(reason)) => {
-                process.kill().await;
-                return Err(self.failed(format!("the child's connection failed: {reason}")));
-            }
-            Err(_) => {
-                process.kill().await;
-                return Err(self.failed(format!(
-                    "the child connected but did not finish the ZMTP handshake within {:?}",
-                    self.config.start_timeout
-                )));
-            }
-        };
-        let (connection, gone) = self.open_connection(dealer);
+        let peer =
+            match tokio::time::timeout_at(deadline.into(), zmtp::handshake(stream, Role::Dealer))
+                .await
+            {
+                Ok(Ok(peer)) => peer,
+                Ok(Err(reason)) => {
+                    process.kill().await;
+                    return Err(self.failed(format!("the child's connection failed: {reason}")));
+                }
+                Err(_) => {
+                    process.kill().await;
+                    return Err(self.failed(format!(
+                        "the child connected but did not finish the ZMTP handshake within {:?}",
+                        self.config.start_timeout
+                    )));
+                }
+            };
+        let (connection, gone) = self.open_connection(peer);
         let _ = live.set(connection.clone());
         let ready = if process.exited.borrow().is_some() {
             Err(self.failed("the process exited during start-up"))
@@ -194,18 +196,22 @@ impl Launch<'_> {
 
     /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
     pub async fn connect(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
-        let dealer = match tokio::time::timeout_at(deadline.into(), dealer::connect(endpoint)).await
-        {
-            Ok(Ok(dealer)) => dealer,
-            Ok(Err(err)) => return Err(self.failed(format!("cannot connect to {endpoint}: {err}"))),
-            Err(_) => {
-                return Err(self.failed(format!(
-                    "{endpoint} did not answer within {:?}",
-                    self.config.start_timeout
-                )))
-            }
-        };
-        let (connection, gone) = self.open_connection(dealer);
+        let peer =
+            match tokio::time::timeout_at(deadline.into(), zmtp::connect(endpoint, Role::Dealer))
+                .await
+            {
+                Ok(Ok(peer)) => peer,
+                Ok(Err(err)) => {
+                    return Err(self.failed(format!("cannot connect to {endpoint}: {err}")))
+                }
+                Err(_) => {
+                    return Err(self.failed(format!(
+                        "{endpoint} did not answer within {:?}",
+                        self.config.start_timeout
+                    )))
+                }
+            };
+        let (connection, gone) = self.open_connection(peer);
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected {
                 worker: String::new(),
@@ -226,13 +232,13 @@ impl Launch<'_> {
 
     /// A connection over a connection that shook hands, already receiving, and what says when
     /// it ends.
-    fn open_connection(&self, dealer: Dealer) -> (Arc<Connection>, dealer::Gone) {
-        let Dealer {
+    fn open_connection(&self, peer: Peer) -> (Arc<Connection>, zmtp::Gone) {
+        let Peer {
             sender,
             receiver,
             writer,
             gone,
-        } = dealer;
+        } = peer;
         let connection = Connection::new(
             self.name.clone(),
             sender,

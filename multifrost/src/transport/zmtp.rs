@@ -1,21 +1,25 @@
-//! The parent's end of a connection: a ZMTP 3.0 DEALER over one TCP stream, with the NULL
-//! mechanism (ZeroMQ RFC 23), written here rather than taken from the zeromq crate.
+//! One ZMTP 3.0 connection over a TCP stream, with the NULL mechanism (ZeroMQ RFC 23), as a
+//! parent's DEALER or as one peer of a child's ROUTER: written here rather than taken from the
+//! zeromq crate.
 //!
-//! A parent has exactly one peer, its worker's ROUTER, so it needs none of a DEALER's
-//! machinery for many peers: no fair queue to receive from, no round robin to send to. Through
-//! the zeromq crate each message cost a hashed fair-queue poll, a queue node, two boxed
-//! `async_trait` futures and a frame queue per message, about a third of the parent's
-//! instructions per call (bench/PROFILE.md, eighth round).
+//! A parent has exactly one peer, its worker's ROUTER, and a child answers each parent on the
+//! connection its call came on, so neither needs a socket's machinery for many peers: no fair
+//! queue to receive from, no round robin to send to. Through the zeromq crate each message
+//! cost a hashed fair-queue poll, a queue node, two boxed `async_trait` futures and a frame
+//! queue, about a third of the parent's instructions per call (bench/PROFILE.md, eighth round).
 //!
 //! What goes over the wire is what the zeromq crate and libzmq send: the 64-byte greeting
-//! (version 3.0, `NULL`, not as server), a `READY` command with `Socket-Type` `DEALER` and no
-//! `Identity`, then messages of two frames, `[empty, payload]`. Of what comes back, the last
-//! frame of each message is its payload; a `PING` command gets its `PONG`, an `ERROR` command
-//! ends the connection, and other commands are ignored.
+//! (version 3.0, `NULL`, not as server), a `READY` command with our `Socket-Type` and no
+//! `Identity`, then messages of two frames, `[empty, payload]`, both ways (a ROUTER takes the
+//! routing id off before it writes). Of what comes in, the last frame of each message is its
+//! payload; a `PING` command gets its `PONG`, an `ERROR` command ends the connection, and
+//! other commands are ignored.
 //!
-//! Sending never waits: a message is appended to the connection's outbox, which one writer task
-//! writes out, many messages per write when calls come faster than the socket takes them. The
-//! outbox has no limit of its own: the in-flight budget bounds what calls put in it.
+//! Sending never waits: a message is appended to the connection's outbox. Once 8 KiB wait
+//! they are written at once, as far as the socket takes them; the rest is written by the
+//! connection's writer task, many messages per write when calls come faster than one task
+//! switch. The outbox has no limit of its own: a parent's in-flight budget bounds what its
+//! calls put in it, and a child drops replies to a peer whose outbox holds too much.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -66,13 +70,40 @@ fn command(name: &[u8], body: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// `READY` with `Socket-Type` `DEALER`.
-fn ready() -> Vec<u8> {
+/// The two ends this crate speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A parent's end: its peer must be a ROUTER (or a DEALER).
+    Dealer,
+    /// A child's end of one parent's connection: its peer must be a DEALER (or a ROUTER).
+    Router,
+}
+
+impl Role {
+    fn socket_type(self) -> &'static [u8] {
+        match self {
+            Role::Dealer => b"DEALER",
+            Role::Router => b"ROUTER",
+        }
+    }
+
+    /// What the peer must be, as the error says it.
+    fn wanted(self) -> &'static str {
+        match self {
+            Role::Dealer => "ROUTER",
+            Role::Router => "DEALER",
+        }
+    }
+}
+
+/// `READY` with our `Socket-Type`.
+fn ready(role: Role) -> Vec<u8> {
+    let socket_type = role.socket_type();
     let mut body = Vec::with_capacity(32);
     body.push(11);
     body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&6u32.to_be_bytes());
-    body.extend_from_slice(b"DEALER");
+    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
+    body.extend_from_slice(socket_type);
     command(b"READY", &body)
 }
 
@@ -174,11 +205,19 @@ impl Shared {
     /// Queues one frame header and body. Once `FLUSH_AT` bytes wait, they are written at once,
     /// as far as the socket takes them; the rest waits for the writer task, which is woken
     /// for it (it runs once the tasks ready before it have run: many messages go in one write).
-    fn queue(&self, header: &[u8], body: Body) -> Result<(), Arc<str>> {
+    fn queue(
+        &self,
+        header: &[u8],
+        body: Body,
+        leftovers: Option<Box<dyn Send>>,
+    ) -> Result<(), Arc<str>> {
         let mut outbox = self.outbox.lock().expect("outbox lock");
         if outbox.ended {
             drop(outbox);
             return Err(self.reason());
+        }
+        if let Some(leftovers) = leftovers {
+            outbox.leftovers.push(leftovers);
         }
         outbox.tail.extend_from_slice(header);
         match body {
@@ -194,7 +233,9 @@ impl Shared {
         if !outbox.blocked && outbox.waiting + outbox.tail.len() >= FLUSH_AT {
             if let Some(write) = &self.write {
                 match outbox.flush(write) {
-                    Ok(true) => return Ok(()),
+                    // The writer drops what the senders left, on its thread.
+                    Ok(true) if outbox.leftovers.is_empty() => return Ok(()),
+                    Ok(true) => {}
                     Ok(false) => outbox.blocked = true,
                     Err(err) => {
                         drop(outbox);
@@ -234,6 +275,9 @@ struct Outbox {
     blocked: bool,
     /// Nothing more is sent: the connection ended, or the sender was dropped.
     ended: bool,
+    /// What senders on other threads hand back, for the writer task to drop on its own
+    /// thread (see [`Sender::send_returning`]).
+    leftovers: Vec<Box<dyn Send>>,
 }
 
 impl Outbox {
@@ -266,8 +310,7 @@ impl Outbox {
     }
 }
 
-/// Sends messages to the worker. Dropping it lets the writer finish what is queued, then
-/// close the stream's sending side.
+/// Sends messages to the peer. Dropping it lets the writer finish what is queued.
 pub(crate) struct Sender {
     shared: Arc<Shared>,
 }
@@ -276,6 +319,31 @@ impl Sender {
     /// Queues the message `[empty, payload]`. Fails only once the connection has ended, with
     /// its reason.
     pub fn send(&self, payload: Vec<u8>) -> Result<(), Arc<str>> {
+        self.queue_message(payload, None)
+    }
+
+    /// [`send`](Self::send), handing `leftovers` to the writer task to drop once the message
+    /// is on its way: how a message sent from another thread gives back what the runtime's
+    /// thread allocated for it.
+    pub fn send_returning(
+        &self,
+        payload: Vec<u8>,
+        leftovers: Box<dyn Send>,
+    ) -> Result<(), Arc<str>> {
+        self.queue_message(payload, Some(leftovers))
+    }
+
+    /// How many bytes wait to be written.
+    pub fn unwritten(&self) -> usize {
+        let outbox = self.shared.outbox.lock().expect("outbox lock");
+        outbox.waiting + outbox.tail.len() - outbox.written
+    }
+
+    fn queue_message(
+        &self,
+        payload: Vec<u8>,
+        leftovers: Option<Box<dyn Send>>,
+    ) -> Result<(), Arc<str>> {
         let len = payload.len();
         let mut header = [0u8; 11];
         header[0] = MORE; // the empty delimiter, then the payload's frame
@@ -287,9 +355,8 @@ impl Sender {
             header[3..11].copy_from_slice(&(len as u64).to_be_bytes());
             &header[..]
         };
-        self.shared.queue(header, Body::Owned(payload))
+        self.shared.queue(header, Body::Owned(payload), leftovers)
     }
-
     /// A sender of no connection: every send fails. For tests of what surrounds a connection.
     #[cfg(test)]
     pub fn unconnected() -> Sender {
@@ -392,7 +459,7 @@ impl Receiver {
                 let context = &context[..context.len().min(16)];
                 let pong = command(b"PONG", context);
                 // An ended connection needs no PONG.
-                let _ = self.shared.queue(&pong, Body::Copied(&[]));
+                let _ = self.shared.queue(&pong, Body::Copied(&[]), None);
                 Ok(())
             }
             b"ERROR" => {
@@ -407,8 +474,8 @@ impl Receiver {
     }
 }
 
-/// The three parts of a connection after its handshake.
-pub(crate) struct Dealer {
+/// The parts of a connection after its handshake.
+pub(crate) struct Peer {
     pub sender: Sender,
     pub receiver: Receiver,
     /// The task that writes what `sender` queues and could not write at once: the caller
@@ -430,9 +497,11 @@ impl WriteLoop {
         let Some(write) = &shared.write else {
             return;
         };
+        let mut leftovers = Vec::new();
         loop {
             let flushed = {
                 let mut outbox = shared.outbox.lock().expect("outbox lock");
+                std::mem::swap(&mut leftovers, &mut outbox.leftovers);
                 match outbox.flush(write) {
                     Ok(true) => {
                         outbox.scheduled = false;
@@ -449,6 +518,7 @@ impl WriteLoop {
                     Err(err) => Err(err),
                 }
             };
+            leftovers.clear(); // dropped here, on the writer's thread, outside the lock
             let waited = match flushed {
                 Ok(true) => {
                     shared.wake.notified().await;
@@ -465,9 +535,10 @@ impl WriteLoop {
     }
 }
 
-/// Greets the peer on `stream` as a DEALER and waits for its greeting and `READY`, which must
-/// announce a ROUTER (or a DEALER). The error says what went wrong.
-pub(crate) async fn handshake(mut stream: TcpStream) -> Result<Dealer, String> {
+/// Greets the peer on `stream` as `role` and waits for its greeting and `READY`, which must
+/// announce a socket that `role` talks to (ROUTER and DEALER talk to either). The error says
+/// what went wrong.
+pub(crate) async fn handshake(mut stream: TcpStream, role: Role) -> Result<Peer, String> {
     stream
         .set_nodelay(true)
         .map_err(|err| format!("cannot set TCP_NODELAY: {err}"))?;
@@ -492,7 +563,7 @@ pub(crate) async fn handshake(mut stream: TcpStream) -> Result<Dealer, String> {
             String::from_utf8_lossy(mechanism)
         ));
     }
-    stream.write_all(&ready()).await.map_err(io)?;
+    stream.write_all(&ready(role)).await.map_err(io)?;
 
     let (read, write) = stream.into_split();
     let (shared, gone) = Shared::new(Some(write));
@@ -516,11 +587,12 @@ pub(crate) async fn handshake(mut stream: TcpStream) -> Result<Dealer, String> {
         property(rest, b"Socket-Type")?.ok_or("the peer's READY names no Socket-Type")?;
     if socket_type != b"ROUTER" && socket_type != b"DEALER" {
         return Err(format!(
-            "the peer is a {} socket, not a ROUTER",
-            String::from_utf8_lossy(socket_type)
+            "the peer is a {} socket, not a {}",
+            String::from_utf8_lossy(socket_type),
+            role.wanted()
         ));
     }
-    Ok(Dealer {
+    Ok(Peer {
         sender: Sender {
             shared: shared.clone(),
         },
@@ -530,8 +602,8 @@ pub(crate) async fn handshake(mut stream: TcpStream) -> Result<Dealer, String> {
     })
 }
 
-/// Connects to `endpoint` (`tcp://host:port`) and shakes hands.
-pub(crate) async fn connect(endpoint: &str) -> Result<Dealer, String> {
+/// Connects to `endpoint` (`tcp://host:port`) and shakes hands as `role`.
+pub(crate) async fn connect(endpoint: &str, role: Role) -> Result<Peer, String> {
     let address = endpoint
         .strip_prefix("tcp://")
         .ok_or("only tcp:// endpoints are supported")?;
@@ -543,7 +615,7 @@ pub(crate) async fn connect(endpoint: &str) -> Result<Dealer, String> {
     let stream = TcpStream::connect((host, port))
         .await
         .map_err(|err| err.to_string())?;
-    handshake(stream).await
+    handshake(stream, role).await
 }
 
 #[cfg(test)]
@@ -572,7 +644,7 @@ mod tests {
 
     #[test]
     fn ready_properties_are_read_and_checked() {
-        let ready = ready();
+        let ready = ready(Role::Dealer);
         assert_eq!(&ready[..2], &[COMMAND, ready.len() as u8 - 2]);
         assert_eq!(&ready[2..8], b"\x05READY");
         assert_eq!(

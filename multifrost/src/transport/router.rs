@@ -1,0 +1,247 @@
+//! A child's ROUTER: the parents connected to it, each over its own ZMTP connection
+//! ([`zmtp`](super::zmtp)), known by a routing id this end gives it.
+//!
+//! In spawn mode the child connects to its parent's port: one peer. In connect mode it listens
+//! and takes every parent that connects. Each connection's messages are read by a task of its
+//! own and handed to [`Router::recv`] through one bounded queue, so a parent that sends faster
+//! than the child serves waits in its socket, not in this process's memory. A reply goes
+//! straight into its parent's outbox (no task, no wait).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use super::zmtp::{self, Role};
+
+/// How many received messages wait for the serve loop, over all peers, before their readers
+/// stop reading.
+const RECEIVED_QUEUE: usize = 1024;
+/// How long a connection may take to finish its handshake: a process that connects and says
+/// nothing holds no more than its socket, for no longer than this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a message could not be handed to a peer.
+#[derive(Debug)]
+pub(crate) enum Unsent {
+    /// No connected peer has this routing id (it left).
+    NoPeer,
+    /// The peer's connection ended meanwhile, for this reason.
+    Ended(Arc<str>),
+}
+
+impl std::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsent::NoPeer => f.write_str("the peer is gone"),
+            Unsent::Ended(reason) => write!(f, "the peer's connection ended: {reason}"),
+        }
+    }
+}
+
+/// The connected peers, by routing id.
+#[derive(Default)]
+struct Peers {
+    senders: Mutex<HashMap<Bytes, Arc<zmtp::Sender>>>,
+    next_id: AtomicU32,
+    /// The listener's task and each peer's reader.
+    tasks: Mutex<Vec<AbortHandle>>,
+    /// Each peer's writer, which ends once its sender is dropped and what it holds is written.
+    writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Told whenever a peer leaves.
+    left: Notify,
+}
+
+impl Peers {
+    /// Takes a connection that shook hands: gives it a routing id (a zero byte and a counter,
+    /// as libzmq does), starts its reader and writer.
+    fn add(self: &Arc<Self>, peer: zmtp::Peer, received: mpsc::Sender<(Bytes, Bytes)>) {
+        let number = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut id = vec![0u8];
+        id.extend_from_slice(&number.to_be_bytes());
+        let id = Bytes::from(id);
+        let zmtp::Peer {
+            sender,
+            mut receiver,
+            writer,
+            gone: _,
+        } = peer;
+        self.senders
+            .lock()
+            .expect("peers lock")
+            .insert(id.clone(), Arc::new(sender));
+        let writer = tokio::spawn(writer.run());
+        let peers = self.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(payload) = receiver.recv().await {
+                if received.send((id.clone(), payload)).await.is_err() {
+                    break; // nobody serves any more
+                }
+            }
+            tracing::debug!(routing_id = ?id, "a parent's connection ended");
+            peers.senders.lock().expect("peers lock").remove(&id);
+            peers.left.notify_waiters();
+        });
+        let mut tasks = self.tasks.lock().expect("peers lock");
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(reader.abort_handle());
+        let mut writers = self.writers.lock().expect("peers lock");
+        writers.retain(|writer| !writer.is_finished());
+        writers.push(writer);
+    }
+}
+
+/// Sends to the router's peers; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub(crate) struct RouterSender {
+    peers: Arc<Peers>,
+}
+
+impl RouterSender {
+    /// The peer with this routing id, while it is connected.
+    pub fn peer(&self, routing_id: &[u8]) -> Option<Arc<zmtp::Sender>> {
+        self.peers
+            .senders
+            .lock()
+            .expect("peers lock")
+            .get(routing_id)
+            .cloned()
+    }
+
+    /// Waits until no peer is connected (at once if none is).
+    pub async fn until_alone(&self) {
+        loop {
+            let left = self.peers.left.notified();
+            if self.peers.senders.lock().expect("peers lock").is_empty() {
+                return;
+            }
+            left.await;
+        }
+    }
+
+    /// Queues `payload` for the peer `routing_id`.
+    pub fn send(&self, routing_id: &[u8], payload: Vec<u8>) -> Result<(), Unsent> {
+        let peer = self.peer(routing_id).ok_or(Unsent::NoPeer)?;
+        peer.send(payload).map_err(Unsent::Ended)
+    }
+}
+
+/// A child's ROUTER.
+pub(crate) struct Router {
+    peers: Arc<Peers>,
+    received: mpsc::Receiver<(Bytes, Bytes)>,
+    /// Kept so that `recv` never ends while the router listens or has a peer.
+    _keep: mpsc::Sender<(Bytes, Bytes)>,
+}
+
+impl Router {
+    fn new() -> (Router, mpsc::Sender<(Bytes, Bytes)>) {
+        let (sender, received) = mpsc::channel(RECEIVED_QUEUE);
+        let router = Router {
+            peers: Arc::default(),
+            received,
+            _keep: sender.clone(),
+        };
+        (router, sender)
+    }
+
+    /// Spawn mode: connects to the parent at 127.0.0.1:`port`.
+    pub async fn connect(port: u16) -> Result<Router, String> {
+        let (router, received) = Router::new();
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|err| err.to_string())?;
+        let peer = zmtp::handshake(stream, Role::Router).await?;
+        router.peers.add(peer, received);
+        Ok(router)
+    }
+
+    /// Connect mode: listens on `address:port` and takes every parent that connects and
+    /// shakes hands.
+    pub async fn bind(address: std::net::IpAddr, port: u16) -> Result<Router, String> {
+        let (router, received) = Router::new();
+        let listener = TcpListener::bind((address, port))
+            .await
+            .map_err(|err| err.to_string())?;
+        let peers = router.peers.clone();
+        let accepting = tokio::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of descriptors, say: the next accept may work.
+                        tracing::warn!("accepting a connection failed: {err}");
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                };
+                let peers = peers.clone();
+                let received = received.clone();
+                tokio::spawn(async move {
+                    let shaken = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        zmtp::handshake(stream, Role::Router),
+                    )
+                    .await;
+                    match shaken {
+                        Ok(Ok(peer)) => peers.add(peer, received),
+                        Ok(Err(reason)) => tracing::warn!("refused a connection: {reason}"),
+                        Err(_) => tracing::warn!(
+                            "refused a connection that did not finish its handshake within {HANDSHAKE_TIMEOUT:?}"
+                        ),
+                    }
+                });
+            }
+        });
+        router
+            .peers
+            .tasks
+            .lock()
+            .expect("peers lock")
+            .push(accepting.abort_handle());
+        Ok(router)
+    }
+
+    /// The next message from any peer: its routing id and payload.
+    pub async fn recv(&mut self) -> (Bytes, Bytes) {
+        self.received
+            .recv()
+            .await
+            .expect("the router keeps a sender of its own")
+    }
+
+    pub fn sender(&self) -> RouterSender {
+        RouterSender {
+            peers: self.peers.clone(),
+        }
+    }
+
+    /// Stops listening and reading, and gives every peer's writer up to `within` to write
+    /// what it holds.
+    pub async fn close(self, within: Duration) {
+        for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
+            task.abort();
+        }
+        self.peers.senders.lock().expect("peers lock").clear();
+        let writers = std::mem::take(&mut *self.peers.writers.lock().expect("peers lock"));
+        let _ = tokio::time::timeout(within, futures_util::future::join_all(writers)).await;
+    }
+}
+
+impl Drop for Router {
+    /// Stops listening and ends every connection.
+    fn drop(&mut self) {
+        for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
+            task.abort();
+        }
+        for writer in self.peers.writers.lock().expect("peers lock").drain(..) {
+            writer.abort();
+        }
+        self.peers.senders.lock().expect("peers lock").clear();
+    }
+}
