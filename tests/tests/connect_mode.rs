@@ -343,3 +343,29 @@ async fn a_service_bounds_what_it_holds_for_a_peer_that_stops_reading() {
     );
     drop(hoarder);
 }
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_handshake_is_dropped_and_others_are_served() {
+    use tokio::io::AsyncReadExt;
+
+    let home = TempHome::new("silent-peer");
+    let (_service, port) = rust_service(&home, "silent-peer").await;
+    // A local process connects and says nothing: no greeting.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // Meanwhile a parent connects and is served.
+    let handle = connect(&home, "silent-peer").handle();
+    handle.start().await.unwrap();
+    assert_eq!(handle.call_dyn::<i64>("add", (2, 3)).await.unwrap(), 5);
+    // The service greets it, then drops it once its handshake is overdue (10 s).
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), silent.read_to_end(&mut received))
+        .await
+        .expect("the service drops a connection that never shakes hands")
+        .expect("a clean close");
+    assert_eq!(received.len(), 64, "only the greeting: {received:?}");
+    assert_eq!(received[0], 0xff);
+    assert_eq!(handle.call_dyn::<i64>("add", (20, 22)).await.unwrap(), 42);
+    handle.stop().await;
+}
