@@ -230,11 +230,14 @@ impl Shared {
                 outbox.chunks.push_back(bytes);
             }
         }
-        if !outbox.blocked && outbox.waiting + outbox.tail.len() >= FLUSH_AT {
+        // The first message since the writer last ran goes at once (a lone call waits for no
+        // task); the ones after it wait for the writer, or for `FLUSH_AT` bytes.
+        let first = !outbox.scheduled;
+        if !outbox.blocked && (first || outbox.waiting + outbox.tail.len() >= FLUSH_AT) {
             if let Some(write) = &self.write {
                 match outbox.flush(write) {
                     // The writer drops what the senders left, on its thread.
-                    Ok(true) if outbox.leftovers.is_empty() => return Ok(()),
+                    Ok(true) if !first && outbox.leftovers.is_empty() => return Ok(()),
                     Ok(true) => {}
                     Ok(false) => outbox.blocked = true,
                     Err(err) => {
