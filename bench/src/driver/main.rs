@@ -1,7 +1,8 @@
 //! `rpc-bench`: multifrost against the floor, tarpc and tonic, in one run.
 //!
 //! The floor is a raw ZeroMQ DEALER (this process) talking to a raw ROUTER echo (`raw_echo`)
-//! with the same crate and frame layout multifrost uses; its msgpack variant also encodes and
+//! through the zeromq crate, with the frame layout multifrost uses (multifrost speaks ZMTP
+//! itself since its eighth round of optimisation); its msgpack variant also encodes and
 //! decodes one msgpack call and reply per request. multifrost is measured three ways:
 //! `Handle::call_dyn` on the hand-written `bench_worker`, and `call_dyn` and the typed client
 //! on `bench_macro_worker` (`#[multifrost::worker]`). tarpc (`bench_tarpc_server`: serde

@@ -349,8 +349,8 @@ impl FlavourResult {
             )
         });
         println!(
-            "\nRatios are to the floor (raw ZeroMQ echo, same crate and frames). CPU per call is \
-             client + server, user + system time.\n"
+            "\nRatios are to the floor (raw ZeroMQ echo through the zeromq crate, the same frames). \
+             CPU per call is client + server, user + system time.\n"
         );
 
         println!("| row | p50 | p99 | 1,000 in flight | CPU/call (client + server) | 1 MiB p50 | 1 MiB p99 |");
