@@ -215,6 +215,66 @@ fn a_zmtp_frame_announcing_a_terabyte_ends_the_connection_not_the_process() {
     assert!(status.success(), "{status:?}");
 }
 
+/// The largest resident size of `pid` seen while `within` passes, looked at every 100 ms.
+fn peak_rss_kib(pid: u32, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    let mut peak = support::rss_kib(pid);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(support::rss_kib(pid));
+    }
+    peak
+}
+
+#[test]
+fn a_flood_of_pings_from_a_peer_that_does_not_read_costs_the_child_no_memory() {
+    // Every PING used to queue a PONG, whether or not the peer read them: about a byte held
+    // for every byte sent. 8,000,000 PINGs are 72 MB.
+    let mut peer = ZmtpPeer::start();
+    let before = support::rss_kib(peer.pid());
+    let mut ping = vec![0x04, 7, 4];
+    ping.extend_from_slice(b"PING");
+    ping.extend_from_slice(&[0, 10]);
+    let chunk: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 10_000)
+        .collect();
+    for _ in 0..800 {
+        peer.stream.write_all(&chunk).unwrap();
+    }
+    // All but what the sockets hold has been read: what the child holds for the peer now is
+    // what it would have queued (reading its answers frees it).
+    let flooded = support::rss_kib(peer.pid());
+    assert!(
+        flooded < before + 16 * 1024,
+        "RSS went from {before} KiB to {flooded} KiB"
+    );
+    // Past the PINGs: the child read them all once it answers this call.
+    assert_eq!(peer.add(2, 3), 5, "a call after the flood");
+}
+
+#[test]
+fn a_parent_that_stops_reading_holds_up_the_childs_output_not_its_memory() {
+    // With captured output, each printed line is a message to the parent. One that does not
+    // read used to make the child queue them all (about 80 MB a second); now the child waits
+    // once 8 MiB wait, and its prints wait with it.
+    let mut peer = ZmtpPeer::start();
+    let before = support::rss_kib(peer.pid());
+    let id = new_id();
+    // 1,000,000 lines of about 100 bytes: some 150 MB of messages, never read.
+    let call = fuzzing::call_with(&id, "print_lines", &[&enc(&1_000_000u64)]);
+    peer.stream.write_all(&zmtp_frame(&[], true)).unwrap();
+    peer.stream.write_all(&zmtp_frame(&call, false)).unwrap();
+    let peak = peak_rss_kib(peer.pid(), Duration::from_secs(5));
+    assert!(
+        peak < before + 48 * 1024,
+        "RSS went from {before} KiB to {peak} KiB while the parent read nothing"
+    );
+    assert_eq!(peer.exited_within(Duration::from_millis(1)), None);
+}
+
 #[test]
 #[ignore = "a measuring tool, not a check: MULTIFROST_ZMTP_SIZES=30,34,40 cargo test --test hostile_zmtp \
             zmtp_probe -- --ignored --nocapture"]

@@ -1,4 +1,4 @@
-//! The parent's own ZMTP 3.0 DEALER (multifrost/src/transport/dealer.rs) against peers that
+//! The parent's own ZMTP 3.0 DEALER (multifrost/src/transport/zmtp.rs) against peers that
 //! stress it: a hand-made ROUTER "service" on a real TCP socket that sends ZMTP commands
 //! (`PING`, `ERROR`), frames with reserved flags or an impossible size, writes its bytes one
 //! at a time, or announces the wrong socket type or mechanism; and a real spawned worker

@@ -28,6 +28,9 @@ const MAX_KNOWN_PARENTS: usize = 16;
 /// The most bytes of replies a service holds for one peer that does not read them; past it,
 /// that peer's further replies are dropped (it is the one that loses, never the service).
 const MAX_PEER_BACKLOG: usize = 64 * 1024 * 1024;
+/// With captured output, how much may wait to be written to a parent before the outbox waits
+/// for it to read (and, the pipes filling, the worker's prints wait too).
+const OUTPUT_ROOM: usize = 8 * 1024 * 1024;
 
 /// A call is abandoned this long after its `metadata.deadline`: by then its parent's own
 /// timeout has fired, so that the parent reports the timeout it set rather than racing this
@@ -190,11 +193,14 @@ impl<W: Worker> Server<W> {
                         batch.push(more);
                     }
                     output.drain(&mut lines);
-                    self.send_lines(&mut lines, &mut dropped, &sender);
+                    self.send_lines(&mut lines, &mut dropped, &sender).await;
                     if batch.is_empty() {
                         return; // Serving stopped: all is sent.
                     }
                     for Reply { routing_id, payload, leftovers } in batch {
+                        // A parent that does not read holds up this queue, and with it the
+                        // output pipes, and so the worker's prints: nothing piles up here.
+                        sender.room(&routing_id, OUTPUT_ROOM).await;
                         if let Err(err) = sender.send(&routing_id, payload) {
                             tracing::warn!("could not send a reply: {err}");
                         }
@@ -203,7 +209,7 @@ impl<W: Worker> Server<W> {
                 }
                 () = output.readable() => {
                     output.read_available(64 * 1024, &mut lines);
-                    self.send_lines(&mut lines, &mut dropped, &sender);
+                    self.send_lines(&mut lines, &mut dropped, &sender).await;
                 }
             }
         }
@@ -211,7 +217,7 @@ impl<W: Worker> Server<W> {
 
     /// Sends the queued lines to every known parent. With no parent yet, they are held (at
     /// most [`OUTPUT_BACKLOG`], older ones dropped and counted) until one appears.
-    fn send_lines(
+    async fn send_lines(
         &self,
         lines: &mut VecDeque<OutputLine>,
         dropped: &mut u64,
@@ -238,6 +244,7 @@ impl<W: Worker> Server<W> {
         while let Some(line) = lines.pop_front() {
             let payload = encode_output(line.kind, &line.text);
             for parent in &parents {
+                sender.room(parent, OUTPUT_ROOM).await;
                 let _ = sender.send(parent, payload.clone());
             }
         }

@@ -125,9 +125,11 @@ impl Connection {
         self.tasks.lock().expect("tasks lock").push(task);
     }
 
-    /// Fails every pending and future call with `error()` and stops the tasks.
+    /// Fails every pending and future call with `error()`, ends the connection (the worker
+    /// sees it end at once) and stops the tasks.
     pub fn close(&self, error: impl Fn() -> Error + Send + Sync + 'static) {
         self.pending.close(error);
+        self.sender.close("the parent closed the connection");
         for task in self.tasks.lock().expect("tasks lock").drain(..) {
             task.abort();
         }

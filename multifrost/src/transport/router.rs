@@ -8,7 +8,7 @@
 //! straight into its parent's outbox (no task, no wait).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,12 @@ const RECEIVED_QUEUE: usize = 1024;
 /// How long a connection may take to finish its handshake: a process that connects and says
 /// nothing holds no more than its socket, for no longer than this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many connections may be in their handshake at once; the next ones wait in the
+/// listener's backlog.
+const MAX_HANDSHAKES: usize = 64;
+/// How long the listener waits after a failed accept (out of descriptors, say) before it tries
+/// again: the connection it could not take is still there, and trying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why a message could not be handed to a peer.
 #[derive(Debug)]
@@ -48,7 +54,9 @@ impl std::fmt::Display for Unsent {
 #[derive(Default)]
 struct Peers {
     senders: Mutex<HashMap<Bytes, Arc<zmtp::Sender>>>,
-    next_id: AtomicU32,
+    next_id: AtomicU64,
+    /// Set by `close` and drop: a handshake that ends later is not added.
+    closed: AtomicBool,
     /// The listener's task and each peer's reader.
     tasks: Mutex<Vec<AbortHandle>>,
     /// Each peer's writer, which ends once its sender is dropped and what it holds is written.
@@ -61,6 +69,9 @@ impl Peers {
     /// Takes a connection that shook hands: gives it a routing id (a zero byte and a counter,
     /// as libzmq does), starts its reader and writer.
     fn add(self: &Arc<Self>, peer: zmtp::Peer, received: mpsc::Sender<(Bytes, Bytes)>) {
+        if self.closed.load(Ordering::Acquire) {
+            return; // dropped: the router is closed
+        }
         let number = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut id = vec![0u8];
         id.extend_from_slice(&number.to_be_bytes());
@@ -69,7 +80,7 @@ impl Peers {
             sender,
             mut receiver,
             writer,
-            gone: _,
+            gone,
         } = peer;
         self.senders
             .lock()
@@ -83,7 +94,8 @@ impl Peers {
                     break; // nobody serves any more
                 }
             }
-            tracing::debug!(routing_id = ?id, "a parent's connection ended");
+            let reason = gone.borrow().clone();
+            tracing::debug!(routing_id = ?id, reason = reason.as_deref(), "a parent's connection ended");
             peers.senders.lock().expect("peers lock").remove(&id);
             peers.left.notify_waiters();
         });
@@ -124,6 +136,14 @@ impl RouterSender {
         }
     }
 
+    /// Waits until fewer than `limit` bytes wait to be written to the peer `routing_id` (at
+    /// once if it is gone).
+    pub async fn room(&self, routing_id: &[u8], limit: usize) {
+        if let Some(peer) = self.peer(routing_id) {
+            peer.room(limit).await;
+        }
+    }
+
     /// Queues `payload` for the peer `routing_id`.
     pub fn send(&self, routing_id: &[u8], payload: Vec<u8>) -> Result<(), Unsent> {
         let peer = self.peer(routing_id).ok_or(Unsent::NoPeer)?;
@@ -156,7 +176,9 @@ impl Router {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|err| err.to_string())?;
-        let peer = zmtp::handshake(stream, Role::Router).await?;
+        let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, zmtp::handshake(stream, Role::Router))
+            .await
+            .map_err(|_| format!("no ZMTP handshake within {HANDSHAKE_TIMEOUT:?}"))??;
         router.peers.add(peer, received);
         Ok(router)
     }
@@ -169,20 +191,26 @@ impl Router {
             .await
             .map_err(|err| err.to_string())?;
         let peers = router.peers.clone();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let accepting = tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
                 let stream = match listener.accept().await {
                     Ok((stream, _)) => stream,
                     Err(err) => {
-                        // Out of descriptors, say: the next accept may work.
+                        // Out of descriptors, say: the next accept may work, later.
                         tracing::warn!("accepting a connection failed: {err}");
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
-                let peers = peers.clone();
                 let received = received.clone();
-                tokio::spawn(async move {
+                let adding = peers.clone();
+                let shaking = tokio::spawn(async move {
+                    let _permit = permit;
+                    let peers = adding;
                     let shaken = tokio::time::timeout(
                         HANDSHAKE_TIMEOUT,
                         zmtp::handshake(stream, Role::Router),
@@ -196,6 +224,9 @@ impl Router {
                         ),
                     }
                 });
+                let mut tasks = peers.tasks.lock().expect("peers lock");
+                tasks.retain(|task| !task.is_finished());
+                tasks.push(shaking.abort_handle());
             }
         });
         router
@@ -222,20 +253,33 @@ impl Router {
     }
 
     /// Stops listening and reading, and gives every peer's writer up to `within` to write
-    /// what it holds.
+    /// what it holds; a writer still at it then is stopped.
     pub async fn close(self, within: Duration) {
+        self.peers.closed.store(true, Ordering::Release);
         for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
             task.abort();
         }
         self.peers.senders.lock().expect("peers lock").clear();
-        let writers = std::mem::take(&mut *self.peers.writers.lock().expect("peers lock"));
-        let _ = tokio::time::timeout(within, futures_util::future::join_all(writers)).await;
+        let mut writers = std::mem::take(&mut *self.peers.writers.lock().expect("peers lock"));
+        let flushed = tokio::time::timeout(within, async {
+            for writer in &mut writers {
+                let _ = writer.await;
+            }
+        })
+        .await;
+        if flushed.is_err() {
+            // A peer that does not read: what it would not take is dropped with it.
+            for writer in writers {
+                writer.abort();
+            }
+        }
     }
 }
 
 impl Drop for Router {
     /// Stops listening and ends every connection.
     fn drop(&mut self) {
+        self.peers.closed.store(true, Ordering::Release);
         for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
             task.abort();
         }

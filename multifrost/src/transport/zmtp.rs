@@ -8,18 +8,20 @@
 //! cost a hashed fair-queue poll, a queue node, two boxed `async_trait` futures and a frame
 //! queue, about a third of the parent's instructions per call (bench/PROFILE.md, eighth round).
 //!
-//! What goes over the wire is what the zeromq crate and libzmq send: the 64-byte greeting
-//! (version 3.0, `NULL`, not as server), a `READY` command with our `Socket-Type` and no
+//! What goes over the wire is what the zeromq crate sends (libzmq 4.2 and later greet as 3.1
+//! and then speak 3.0 to a 3.0 peer): the 64-byte greeting (version 3.0, `NULL`, not as server), a `READY` command with our `Socket-Type` and no
 //! `Identity`, then messages of two frames, `[empty, payload]`, both ways (a ROUTER takes the
 //! routing id off before it writes). Of what comes in, the last frame of each message is its
 //! payload; a `PING` command gets its `PONG`, an `ERROR` command ends the connection, and
 //! other commands are ignored.
 //!
-//! Sending never waits: a message is appended to the connection's outbox. Once 8 KiB wait
-//! they are written at once, as far as the socket takes them; the rest is written by the
-//! connection's writer task, many messages per write when calls come faster than one task
-//! switch. The outbox has no limit of its own: a parent's in-flight budget bounds what its
-//! calls put in it, and a child drops replies to a peer whose outbox holds too much.
+//! Sending never waits: a message is appended to the connection's outbox. The first message
+//! since the writer task last ran, and any that makes 8 KiB wait, are written at once, as far
+//! as the socket takes them; the rest is written by the connection's writer task, many
+//! messages per write when calls come faster than one task switch. The outbox has no limit of
+//! its own: a parent's in-flight budget bounds what its calls put in it; a child drops replies
+//! to a peer whose outbox holds too much, or waits for room ([`Sender::room`]) before it sends
+//! output; a `PING` gets no `PONG` while 64 KiB wait.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,10 @@ const COMMAND: u8 = 0x04;
 
 /// A payload at least this long is queued as it is, not copied into the outbox's buffer.
 const OWN_CHUNK: usize = 16 * 1024;
+/// The largest command frame read (a `READY` with its properties, a `PING`).
+const MAX_COMMAND: usize = 64 * 1024;
+/// How much may wait to be written before a `PING` goes unanswered.
+const PONG_ROOM: usize = 64 * 1024;
 /// Once this much waits to be written, the sender writes it.
 const FLUSH_AT: usize = 8 * 1024;
 /// What the receive buffer grows by for small messages, and what the writer's buffer is
@@ -157,7 +163,7 @@ fn frame_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
 /// Why a connection ended, once it did.
 pub(crate) type Gone = watch::Receiver<Option<Arc<str>>>;
 
-/// What the parent's end of a connection shares between its sender, its receiver and its
+/// What one connection shares between its sender, its receiver and its
 /// writer task.
 struct Shared {
     outbox: Mutex<Outbox>,
@@ -166,6 +172,8 @@ struct Shared {
     write: Option<OwnedWriteHalf>,
     /// Tells the writer task that the outbox has something, or that the sender is gone.
     wake: Notify,
+    /// Told by the writer task whenever it wrote something (see [`Sender::room`]).
+    drained: Notify,
     gone: watch::Sender<Option<Arc<str>>>,
 }
 
@@ -176,6 +184,7 @@ impl Shared {
             outbox: Mutex::default(),
             write,
             wake: Notify::new(),
+            drained: Notify::new(),
             gone: gone_sender,
         });
         (shared, gone)
@@ -193,6 +202,12 @@ impl Shared {
         });
         self.outbox.lock().expect("outbox lock").ended = true;
         self.wake.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    fn unwritten(&self) -> usize {
+        let outbox = self.outbox.lock().expect("outbox lock");
+        outbox.waiting + outbox.tail.len() - outbox.written
     }
 
     fn reason(&self) -> Arc<str> {
@@ -202,9 +217,10 @@ impl Shared {
             .unwrap_or_else(|| "the connection closed".into())
     }
 
-    /// Queues one frame header and body. Once `FLUSH_AT` bytes wait, they are written at once,
-    /// as far as the socket takes them; the rest waits for the writer task, which is woken
-    /// for it (it runs once the tasks ready before it have run: many messages go in one write).
+    /// Queues one frame header and body. The first since the writer task last ran, and any
+    /// that makes `FLUSH_AT` bytes wait, are written at once, as far as the socket takes them;
+    /// the rest waits for the writer task, which the first wakes (it runs once the tasks ready
+    /// before it have run: many messages go in one write).
     fn queue(
         &self,
         header: &[u8],
@@ -267,7 +283,7 @@ enum Body<'a> {
 #[derive(Default)]
 struct Outbox {
     chunks: VecDeque<Vec<u8>>,
-    /// How many bytes of `chunks` are not yet written.
+    /// How many bytes `chunks` hold, the written start of the first one included.
     waiting: usize,
     tail: Vec<u8>,
     /// How many bytes of the first chunk (or of `tail` when there is none) are written.
@@ -304,6 +320,7 @@ impl Outbox {
                 continue;
             }
             match write.try_write(&front[self.written..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
@@ -338,8 +355,32 @@ impl Sender {
 
     /// How many bytes wait to be written.
     pub fn unwritten(&self) -> usize {
-        let outbox = self.shared.outbox.lock().expect("outbox lock");
-        outbox.waiting + outbox.tail.len() - outbox.written
+        self.shared.unwritten()
+    }
+
+    /// Waits until fewer than `limit` bytes wait to be written (at once if they do), or the
+    /// connection ended.
+    pub async fn room(&self, limit: usize) {
+        loop {
+            let drained = self.shared.drained.notified();
+            if self.shared.unwritten() < limit || self.shared.gone.borrow().is_some() {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Ends the connection now: what waits is not written, the socket is shut both ways (the
+    /// peer sees it end, this end's reader too), and every later send fails.
+    pub fn close(&self, reason: &str) {
+        self.shared.end(reason);
+        if let Some(write) = &self.shared.write {
+            use std::os::fd::AsRawFd;
+            let stream: &TcpStream = write.as_ref();
+            // SAFETY: the descriptor is the stream's own and open as long as `write` lives;
+            // shutdown only changes the connection's state.
+            unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 
     fn queue_message(
@@ -376,7 +417,7 @@ impl Drop for Sender {
     }
 }
 
-/// Receives the worker's messages.
+/// Receives the peer's messages.
 pub(crate) struct Receiver {
     read: OwnedReadHalf,
     buf: BytesMut,
@@ -411,9 +452,22 @@ impl Receiver {
     async fn next_frame(&mut self) -> Result<(u8, BytesMut), String> {
         loop {
             let needed = match frame_header(&self.buf)? {
+                Some((flags, _, body)) if flags & COMMAND != 0 && body > MAX_COMMAND => {
+                    return Err(format!(
+                        "a command frame of {body} bytes (commands are small: at most {MAX_COMMAND})"
+                    ));
+                }
                 Some((flags, header, body)) if self.buf.len() >= header + body => {
                     self.buf.advance(header);
-                    return Ok((flags, self.buf.split_to(body)));
+                    let frame = self.buf.split_to(body);
+                    if body > READ_CHUNK && self.buf.len() < READ_CHUNK {
+                        // The rest of the read moves to a buffer of the usual size, so that
+                        // a large frame's memory goes once the frame does.
+                        let mut rest = BytesMut::with_capacity(READ_CHUNK);
+                        rest.extend_from_slice(&self.buf);
+                        self.buf = rest;
+                    }
+                    return Ok((flags, frame));
                 }
                 Some((_, header, body)) => header + body,
                 None if self.buf.first().is_some_and(|flags| flags & LONG != 0) => 9,
@@ -460,9 +514,13 @@ impl Receiver {
                 // A 16-bit TTL, then up to 16 bytes of context that the PONG carries back.
                 let context = rest.get(2..).unwrap_or_default();
                 let context = &context[..context.len().min(16)];
-                let pong = command(b"PONG", context);
-                // An ended connection needs no PONG.
-                let _ = self.shared.queue(&pong, Body::Copied(&[]), None);
+                // A peer that pings and does not read gets no more PONGs once a few wait:
+                // what it sends cannot make this end hold more than that.
+                if self.shared.unwritten() < PONG_ROOM {
+                    let pong = command(b"PONG", context);
+                    // An ended connection needs no PONG.
+                    let _ = self.shared.queue(&pong, Body::Copied(&[]), None);
+                }
                 Ok(())
             }
             b"ERROR" => {
@@ -522,6 +580,7 @@ impl WriteLoop {
                 }
             };
             leftovers.clear(); // dropped here, on the writer's thread, outside the lock
+            shared.drained.notify_waiters();
             let waited = match flushed {
                 Ok(true) => {
                     shared.wake.notified().await;
@@ -580,6 +639,12 @@ pub(crate) async fn handshake(mut stream: TcpStream, role: Role) -> Result<Peer,
         return Err("the peer sent a message before its READY".into());
     }
     let name_len = *body.first().unwrap_or(&0) as usize;
+    if let Some((b"ERROR", reason)) = body.get(1..).and_then(|b| b.split_at_checked(name_len)) {
+        return Err(format!(
+            "the peer sent ERROR: {}",
+            String::from_utf8_lossy(reason.get(1..).unwrap_or_default())
+        ));
+    }
     let Some((b"READY", rest)) = body.get(1..).and_then(|b| b.split_at_checked(name_len)) else {
         return Err(format!(
             "the peer's first command is not READY: {:?}",
