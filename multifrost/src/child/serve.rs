@@ -200,9 +200,13 @@ impl<W: Worker> Server<W> {
                     for Reply { routing_id, payload, leftovers } in batch {
                         // A parent that does not read holds up this queue, and with it the
                         // output pipes, and so the worker's prints: nothing piles up here.
-                        sender.room(&routing_id, OUTPUT_ROOM).await;
-                        if let Err(err) = sender.send(&routing_id, payload) {
-                            tracing::warn!("could not send a reply: {err}");
+                        let Some(parent) = sender.peer(&routing_id) else {
+                            tracing::debug!("dropping a reply to a parent that is gone");
+                            continue;
+                        };
+                        parent.room(OUTPUT_ROOM).await;
+                        if let Err(reason) = parent.send(payload) {
+                            tracing::warn!("could not send a reply: {reason}");
                         }
                         drop(leftovers);
                     }
@@ -244,8 +248,10 @@ impl<W: Worker> Server<W> {
         while let Some(line) = lines.pop_front() {
             let payload = encode_output(line.kind, &line.text);
             for parent in &parents {
-                sender.room(parent, OUTPUT_ROOM).await;
-                let _ = sender.send(parent, payload.clone());
+                if let Some(parent) = sender.peer(parent) {
+                    parent.room(OUTPUT_ROOM).await;
+                    let _ = parent.send(payload.clone());
+                }
             }
         }
     }

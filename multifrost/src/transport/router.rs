@@ -32,24 +32,6 @@ const MAX_HANDSHAKES: usize = 64;
 /// again: the connection it could not take is still there, and trying at once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Why a message could not be handed to a peer.
-#[derive(Debug)]
-pub(crate) enum Unsent {
-    /// No connected peer has this routing id (it left).
-    NoPeer,
-    /// The peer's connection ended meanwhile, for this reason.
-    Ended(Arc<str>),
-}
-
-impl std::fmt::Display for Unsent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unsent::NoPeer => f.write_str("the peer is gone"),
-            Unsent::Ended(reason) => write!(f, "the peer's connection ended: {reason}"),
-        }
-    }
-}
-
 /// The connected peers, by routing id.
 #[derive(Default)]
 struct Peers {
@@ -134,20 +116,6 @@ impl RouterSender {
             }
             left.await;
         }
-    }
-
-    /// Waits until fewer than `limit` bytes wait to be written to the peer `routing_id` (at
-    /// once if it is gone).
-    pub async fn room(&self, routing_id: &[u8], limit: usize) {
-        if let Some(peer) = self.peer(routing_id) {
-            peer.room(limit).await;
-        }
-    }
-
-    /// Queues `payload` for the peer `routing_id`.
-    pub fn send(&self, routing_id: &[u8], payload: Vec<u8>) -> Result<(), Unsent> {
-        let peer = self.peer(routing_id).ok_or(Unsent::NoPeer)?;
-        peer.send(payload).map_err(Unsent::Ended)
     }
 }
 

@@ -361,7 +361,7 @@ impl Sender {
     /// Waits until fewer than `limit` bytes wait to be written (at once if they do), or the
     /// connection ended.
     pub async fn room(&self, limit: usize) {
-        loop {
+        while self.shared.unwritten() >= limit {
             let drained = self.shared.drained.notified();
             if self.shared.unwritten() < limit || self.shared.gone.borrow().is_some() {
                 return;
