@@ -71,6 +71,8 @@ enum Seen {
     Pong(Vec<u8>),
     /// A call, by function name.
     Call(String),
+    /// The parent's end of the connection closed (or failed).
+    Closed,
 }
 
 struct Service {
@@ -89,7 +91,8 @@ impl Service {
                 let sender = sender.clone();
                 tokio::spawn(async move {
                     // A connection ends when the parent leaves (or a test ends): not an error.
-                    let _ = serve(stream, config, sender).await;
+                    let _ = serve(stream, config, sender.clone()).await;
+                    let _ = sender.send(Seen::Closed);
                 });
             }
         });
@@ -389,6 +392,29 @@ async fn a_ping_gets_a_pong_with_its_context_and_calls_still_work() {
     assert_eq!(add(&handle, 20, 22).await, 42);
     assert_eq!(add(&handle, -5, 3).await, -2);
     handle.stop().await;
+}
+
+/// Stopping a connect-mode parent ends its connection at once: the service sees the parent's
+/// end close as `stop()` returns, not once the last reference to the connection goes.
+#[tokio::test]
+async fn a_stopped_parent_closes_its_connection_at_once() {
+    let mut service = Service::start(Config::default()).await;
+    // An hour between heartbeats: a heartbeat loop that kept the connection until its next
+    // beat would keep it open past this test's bound.
+    let worker = service
+        .parent()
+        .heartbeat_interval(Duration::from_secs(3600));
+    let handle = worker.handle();
+    start(&handle).await.expect("start");
+    assert_eq!(add(&handle, 1, 2).await, 3);
+    // The handle (and the heartbeat loop's reference) stay alive past `stop()`.
+    handle.stop().await;
+    service
+        .expect("the connection closed", |seen| {
+            matches!(seen, Seen::Closed).then_some(())
+        })
+        .await;
+    drop(handle);
 }
 
 /// An `ERROR` command from the peer ends the connection and fails the call waiting on it at
