@@ -9,8 +9,8 @@
 //! queue, about a third of the parent's instructions per call (bench/PROFILE.md, eighth round).
 //!
 //! What goes over the wire is what the zeromq crate sends (libzmq 4.2 and later greet as 3.1
-//! and then speak 3.0 to a 3.0 peer): the 64-byte greeting (version 3.0, `NULL`, not as server), a `READY` command with our `Socket-Type` and no
-//! `Identity`, then messages of two frames, `[empty, payload]`, both ways (a ROUTER takes the
+//! and then speak 3.0 to a 3.0 peer): the 64-byte greeting (version 3.0, `NULL`, not as
+//! server), a `READY` command with our `Socket-Type` and no `Identity`, then messages of two frames, `[empty, payload]`, both ways (a ROUTER takes the
 //! routing id off before it writes). Of what comes in, the last frame of each message is its
 //! payload; a `PING` command gets its `PONG`, an `ERROR` command ends the connection, and
 //! other commands are ignored.
@@ -111,6 +111,19 @@ fn ready(role: Role) -> Vec<u8> {
     body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
     body.extend_from_slice(socket_type);
     command(b"READY", &body)
+}
+
+/// A command frame's name and what follows it, if its name fits in the frame.
+fn split_command(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&name_len, rest) = body.split_first()?;
+    rest.split_at_checked(name_len as usize)
+}
+
+/// The reason an `ERROR` command gives (what follows its name: a length byte, then the text),
+/// as the connection's end says it.
+fn peer_error(rest: &[u8]) -> String {
+    let reason = rest.get(1..).unwrap_or_default();
+    format!("the peer sent ERROR: {}", String::from_utf8_lossy(reason))
 }
 
 /// The value of the property `wanted` (its name compared without case) in a `READY` body
@@ -224,7 +237,7 @@ impl Shared {
     fn queue(
         &self,
         header: &[u8],
-        body: Body,
+        body: Vec<u8>,
         leftovers: Option<Box<dyn Send>>,
     ) -> Result<(), Arc<str>> {
         let mut outbox = self.outbox.lock().expect("outbox lock");
@@ -236,15 +249,13 @@ impl Shared {
             outbox.leftovers.push(leftovers);
         }
         outbox.tail.extend_from_slice(header);
-        match body {
-            Body::Copied(bytes) => outbox.tail.extend_from_slice(bytes),
-            Body::Owned(bytes) if bytes.len() < OWN_CHUNK => outbox.tail.extend_from_slice(&bytes),
-            Body::Owned(bytes) => {
-                let before = std::mem::take(&mut outbox.tail);
-                outbox.waiting += before.len() + bytes.len();
-                outbox.chunks.push_back(before);
-                outbox.chunks.push_back(bytes);
-            }
+        if body.len() < OWN_CHUNK {
+            outbox.tail.extend_from_slice(&body);
+        } else {
+            let before = std::mem::take(&mut outbox.tail);
+            outbox.waiting += before.len() + body.len();
+            outbox.chunks.push_back(before);
+            outbox.chunks.push_back(body);
         }
         // The first message since the writer last ran goes at once (a lone call waits for no
         // task); the ones after it wait for the writer, or for `FLUSH_AT` bytes.
@@ -264,19 +275,14 @@ impl Shared {
                 }
             }
         }
-        let wake = !outbox.scheduled;
+        // Past the writer's last run (`first`), nobody has woken it yet.
         outbox.scheduled = true;
         drop(outbox);
-        if wake {
+        if first {
             self.wake.notify_one();
         }
         Ok(())
     }
-}
-
-enum Body<'a> {
-    Copied(&'a [u8]),
-    Owned(Vec<u8>),
 }
 
 /// Bytes not yet written, in order: `chunks`, then `tail`.
@@ -399,8 +405,9 @@ impl Sender {
             header[3..11].copy_from_slice(&(len as u64).to_be_bytes());
             &header[..]
         };
-        self.shared.queue(header, Body::Owned(payload), leftovers)
+        self.shared.queue(header, payload, leftovers)
     }
+
     /// A sender of no connection: every send fails. For tests of what surrounds a connection.
     #[cfg(test)]
     pub fn unconnected() -> Sender {
@@ -503,11 +510,12 @@ impl Receiver {
 
     /// A command after the handshake: `PING` is answered, `ERROR` ends the connection.
     fn command(&self, body: &[u8]) -> Result<(), String> {
-        let Some((&name_len, rest)) = body.split_first() else {
-            return Err("an empty command frame".into());
-        };
-        let Some((name, rest)) = rest.split_at_checked(name_len as usize) else {
-            return Err("a command whose name runs past its frame".into());
+        let Some((name, rest)) = split_command(body) else {
+            return Err(if body.is_empty() {
+                "an empty command frame".into()
+            } else {
+                "a command whose name runs past its frame".into()
+            });
         };
         match name {
             b"PING" => {
@@ -519,17 +527,11 @@ impl Receiver {
                 if self.shared.unwritten() < PONG_ROOM {
                     let pong = command(b"PONG", context);
                     // An ended connection needs no PONG.
-                    let _ = self.shared.queue(&pong, Body::Copied(&[]), None);
+                    let _ = self.shared.queue(&pong, Vec::new(), None);
                 }
                 Ok(())
             }
-            b"ERROR" => {
-                let reason = rest.get(1..).unwrap_or_default();
-                Err(format!(
-                    "the peer sent ERROR: {}",
-                    String::from_utf8_lossy(reason)
-                ))
-            }
+            b"ERROR" => Err(peer_error(rest)),
             _ => Ok(()),
         }
     }
@@ -638,18 +640,15 @@ pub(crate) async fn handshake(mut stream: TcpStream, role: Role) -> Result<Peer,
     if flags & COMMAND == 0 {
         return Err("the peer sent a message before its READY".into());
     }
-    let name_len = *body.first().unwrap_or(&0) as usize;
-    if let Some((b"ERROR", reason)) = body.get(1..).and_then(|b| b.split_at_checked(name_len)) {
-        return Err(format!(
-            "the peer sent ERROR: {}",
-            String::from_utf8_lossy(reason.get(1..).unwrap_or_default())
-        ));
-    }
-    let Some((b"READY", rest)) = body.get(1..).and_then(|b| b.split_at_checked(name_len)) else {
-        return Err(format!(
-            "the peer's first command is not READY: {:?}",
-            String::from_utf8_lossy(&body[..body.len().min(32)])
-        ));
+    let rest = match split_command(&body) {
+        Some((b"READY", rest)) => rest,
+        Some((b"ERROR", rest)) => return Err(peer_error(rest)),
+        _ => {
+            return Err(format!(
+                "the peer's first command is not READY: {:?}",
+                String::from_utf8_lossy(&body[..body.len().min(32)])
+            ))
+        }
     };
     let socket_type =
         property(rest, b"Socket-Type")?.ok_or("the peer's READY names no Socket-Type")?;
