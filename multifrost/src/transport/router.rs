@@ -81,13 +81,35 @@ impl Peers {
             peers.senders.lock().expect("peers lock").remove(&id);
             peers.left.notify_waiters();
         });
-        let mut tasks = self.tasks.lock().expect("peers lock");
-        tasks.retain(|task| !task.is_finished());
-        tasks.push(reader.abort_handle());
+        self.track(reader.abort_handle());
         let mut writers = self.writers.lock().expect("peers lock");
         writers.retain(|writer| !writer.is_finished());
         writers.push(writer);
     }
+
+    /// Keeps `task` to be stopped with the router (and forgets those that ended).
+    fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock().expect("peers lock");
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(task);
+    }
+
+    /// Stops listening, handshakes and reading, and lets the peers' senders go: a writer then
+    /// ends once it has written what it holds.
+    fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
+        for task in self.tasks.lock().expect("peers lock").drain(..) {
+            task.abort();
+        }
+        self.senders.lock().expect("peers lock").clear();
+    }
+}
+
+/// Shakes hands as a ROUTER on `stream`, within [`HANDSHAKE_TIMEOUT`].
+async fn shake(stream: TcpStream) -> Result<zmtp::Peer, String> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, zmtp::handshake(stream, Role::Router))
+        .await
+        .map_err(|_| format!("no ZMTP handshake within {HANDSHAKE_TIMEOUT:?}"))?
 }
 
 /// Sends to the router's peers; cheap to clone, usable from any thread.
@@ -144,9 +166,7 @@ impl Router {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|err| err.to_string())?;
-        let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, zmtp::handshake(stream, Role::Router))
-            .await
-            .map_err(|_| format!("no ZMTP handshake within {HANDSHAKE_TIMEOUT:?}"))??;
+        let peer = shake(stream).await?;
         router.peers.add(peer, received);
         Ok(router)
     }
@@ -179,30 +199,15 @@ impl Router {
                 let shaking = tokio::spawn(async move {
                     let _permit = permit;
                     let peers = adding;
-                    let shaken = tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        zmtp::handshake(stream, Role::Router),
-                    )
-                    .await;
-                    match shaken {
-                        Ok(Ok(peer)) => peers.add(peer, received),
-                        Ok(Err(reason)) => tracing::warn!("refused a connection: {reason}"),
-                        Err(_) => tracing::warn!(
-                            "refused a connection that did not finish its handshake within {HANDSHAKE_TIMEOUT:?}"
-                        ),
+                    match shake(stream).await {
+                        Ok(peer) => peers.add(peer, received),
+                        Err(reason) => tracing::warn!("refused a connection: {reason}"),
                     }
                 });
-                let mut tasks = peers.tasks.lock().expect("peers lock");
-                tasks.retain(|task| !task.is_finished());
-                tasks.push(shaking.abort_handle());
+                peers.track(shaking.abort_handle());
             }
         });
-        router
-            .peers
-            .tasks
-            .lock()
-            .expect("peers lock")
-            .push(accepting.abort_handle());
+        router.peers.track(accepting.abort_handle());
         Ok(router)
     }
 
@@ -223,11 +228,7 @@ impl Router {
     /// Stops listening and reading, and gives every peer's writer up to `within` to write
     /// what it holds; a writer still at it then is stopped.
     pub async fn close(self, within: Duration) {
-        self.peers.closed.store(true, Ordering::Release);
-        for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
-            task.abort();
-        }
-        self.peers.senders.lock().expect("peers lock").clear();
+        self.peers.stop();
         let mut writers = std::mem::take(&mut *self.peers.writers.lock().expect("peers lock"));
         let flushed = tokio::time::timeout(within, async {
             for writer in &mut writers {
@@ -247,13 +248,9 @@ impl Router {
 impl Drop for Router {
     /// Stops listening and ends every connection.
     fn drop(&mut self) {
-        self.peers.closed.store(true, Ordering::Release);
-        for task in self.peers.tasks.lock().expect("peers lock").drain(..) {
-            task.abort();
-        }
+        self.peers.stop();
         for writer in self.peers.writers.lock().expect("peers lock").drain(..) {
             writer.abort();
         }
-        self.peers.senders.lock().expect("peers lock").clear();
     }
 }
