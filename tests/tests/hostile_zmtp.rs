@@ -10,48 +10,10 @@ use std::time::{Duration, Instant};
 use multifrost::protocol::{new_id, RawMessage};
 use multifrost::Limits;
 use multifrost_fuzz_harness::payloads::{self as fuzzing, enc};
+use support::zmtp;
 
 // ---------------------------------------------------------------------------------------------
 // ZMTP frames announcing a huge size.
-
-/// The 64-byte ZMTP 3.0 greeting with the NULL mechanism.
-fn zmtp_greeting(as_server: bool) -> [u8; 64] {
-    let mut greeting = [0u8; 64];
-    greeting[0] = 0xff;
-    greeting[9] = 0x7f;
-    greeting[10] = 3;
-    greeting[11] = 0;
-    greeting[12..16].copy_from_slice(b"NULL");
-    greeting[32] = as_server as u8;
-    greeting
-}
-
-/// A READY command announcing `socket_type`.
-fn zmtp_ready(socket_type: &str) -> Vec<u8> {
-    let mut body = vec![5];
-    body.extend_from_slice(b"READY");
-    body.push(11);
-    body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    let mut frame = vec![0x04, body.len() as u8];
-    frame.extend_from_slice(&body);
-    frame
-}
-
-/// One ZMTP message frame.
-fn zmtp_frame(payload: &[u8], more: bool) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 9);
-    if payload.len() > 255 {
-        frame.push(0x02 | more as u8);
-        frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-    } else {
-        frame.push(more as u8);
-        frame.push(payload.len() as u8);
-    }
-    frame.extend_from_slice(payload);
-    frame
-}
 
 /// Reads one ZMTP frame: (flags, body).
 fn read_zmtp_frame(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
@@ -90,8 +52,8 @@ impl ZmtpPeer {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        stream.write_all(&zmtp_greeting(true)).unwrap();
-        stream.write_all(&zmtp_ready("DEALER")).unwrap();
+        stream.write_all(&zmtp::greeting("NULL", true)).unwrap();
+        stream.write_all(&zmtp::ready("DEALER")).unwrap();
         let mut greeting = [0u8; 64];
         stream
             .read_exact(&mut greeting)
@@ -110,8 +72,8 @@ impl ZmtpPeer {
     fn add(&mut self, a: i64, b: i64) -> i64 {
         let id = new_id();
         let call = fuzzing::call_with(&id, "add", &[&enc(&a), &enc(&b)]);
-        self.stream.write_all(&zmtp_frame(&[], true)).unwrap();
-        self.stream.write_all(&zmtp_frame(&call, false)).unwrap();
+        self.stream.write_all(&zmtp::frame(&[], true)).unwrap();
+        self.stream.write_all(&zmtp::frame(&call, false)).unwrap();
         loop {
             let (flags, body) = read_zmtp_frame(&mut self.stream).expect("a reply frame");
             if flags & 0x01 != 0 || flags & 0x04 != 0 {
@@ -265,8 +227,8 @@ fn a_parent_that_stops_reading_holds_up_the_childs_output_not_its_memory() {
     let id = new_id();
     // 1,000,000 lines of about 100 bytes: some 150 MB of messages, never read.
     let call = fuzzing::call_with(&id, "print_lines", &[&enc(&1_000_000u64)]);
-    peer.stream.write_all(&zmtp_frame(&[], true)).unwrap();
-    peer.stream.write_all(&zmtp_frame(&call, false)).unwrap();
+    peer.stream.write_all(&zmtp::frame(&[], true)).unwrap();
+    peer.stream.write_all(&zmtp::frame(&call, false)).unwrap();
     let peak = peak_rss_kib(peer.pid(), Duration::from_secs(5));
     assert!(
         peak < before + 48 * 1024,
@@ -425,8 +387,8 @@ fn a_second_peer_on_a_parents_port_gets_no_calls() {
         assert_eq!(parent.call().as_deref(), Some("OK 42"));
         return;
     };
-    stream.write_all(&zmtp_greeting(false)).unwrap();
-    stream.write_all(&zmtp_ready("ROUTER")).unwrap();
+    stream.write_all(&zmtp::greeting("NULL", false)).unwrap();
+    stream.write_all(&zmtp::ready("ROUTER")).unwrap();
     let mut greeting = [0u8; 64];
     stream.read_exact(&mut greeting).unwrap();
     let _ready = read_zmtp_frame(&mut stream).unwrap();

@@ -13,16 +13,13 @@ use multifrost::protocol::{encode_error, encode_heartbeat_reply, encode_response
 use multifrost::protocol::{EncodedValue, RawMessage};
 use multifrost::{CallOptions, Error, Limits, ParentWorker};
 use serde_bytes::ByteBuf;
+use support::zmtp::{command, frame, greeting, ready, COMMAND, LONG, MORE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// The bound on every wait of these tests: generous, it is only hit when something is wrong.
 const WAIT: Duration = Duration::from_secs(30);
-
-const MORE: u8 = 0x01;
-const LONG: u8 = 0x02;
-const COMMAND: u8 = 0x04;
 
 /// The reason the service gives in its `ERROR` command.
 const ERROR_REASON: &str = "test-service-refuses-this-call";
@@ -127,53 +124,6 @@ impl Service {
     }
 }
 
-fn greeting(mechanism: &str) -> [u8; 64] {
-    let mut greeting = [0u8; 64];
-    greeting[0] = 0xff;
-    greeting[9] = 0x7f;
-    greeting[10] = 3;
-    greeting[11] = 0;
-    greeting[12..12 + mechanism.len()].copy_from_slice(mechanism.as_bytes());
-    greeting[32] = 1; // as server
-    greeting
-}
-
-/// A short command frame.
-fn command(name: &[u8], body: &[u8]) -> Vec<u8> {
-    let len = 1 + name.len() + body.len();
-    let mut frame = vec![
-        COMMAND,
-        u8::try_from(len).expect("a short command"),
-        name.len() as u8,
-    ];
-    frame.extend_from_slice(name);
-    frame.extend_from_slice(body);
-    frame
-}
-
-fn ready(socket_type: &str) -> Vec<u8> {
-    let mut body = vec![11];
-    body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    command(b"READY", &body)
-}
-
-/// One message frame, short or long as its size needs.
-fn frame(body: &[u8], more: bool) -> Vec<u8> {
-    let more = if more { MORE } else { 0 };
-    let mut frame = Vec::with_capacity(body.len() + 9);
-    if body.len() > 255 {
-        frame.push(LONG | more);
-        frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    } else {
-        frame.push(more);
-        frame.push(body.len() as u8);
-    }
-    frame.extend_from_slice(body);
-    frame
-}
-
 /// A reply as a ROUTER puts it on the wire (the routing id is stripped): `[empty, payload]`.
 fn reply_frames(payload: &[u8]) -> Vec<u8> {
     let mut bytes = frame(&[], true);
@@ -216,7 +166,7 @@ async fn serve(
     // The parent greets first and sends its READY only after our greeting.
     let mut theirs = [0u8; 64];
     stream.read_exact(&mut theirs).await?;
-    send(&mut stream, &greeting(config.mechanism), trickle).await?;
+    send(&mut stream, &greeting(config.mechanism, true), trickle).await?;
     send(&mut stream, &ready(config.socket_type), trickle).await?;
     let (ready_flags, ready) = read_frame(&mut stream).await?;
     let _ = seen.send(Seen::Handshake {
@@ -341,6 +291,21 @@ fn assert_ended_by(err: &Error, needle: &str) {
     }
 }
 
+/// Calls `function` through a parent of a fresh service: the call fails with the connection's
+/// end, for a reason containing `needle`, and the next call connects again and works.
+async fn assert_call_ends_the_connection(function: &str, needle: &str) {
+    let service = Service::start(Config::default()).await;
+    let worker = service.parent();
+    let handle = worker.handle();
+    start(&handle).await.expect("start");
+    let err = call_bounded(&handle, function)
+        .await
+        .expect_err("the call fails");
+    assert_ended_by(&err, needle);
+    assert_eq!(add(&handle, 20, 22).await, 42);
+    handle.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands and frames from the peer.
 
@@ -450,19 +415,8 @@ async fn an_error_command_fails_the_waiting_call_at_once() {
 /// again.
 #[tokio::test]
 async fn a_frame_with_reserved_flags_fails_the_call() {
-    let service = Service::start(Config::default()).await;
-    let worker = service.parent();
-    let handle = worker.handle();
-    start(&handle).await.expect("start");
-    let result = call_bounded(&handle, "reserved_flag").await;
-    let err = result.expect_err("a reply with reserved flags is refused");
-    assert!(
-        matches!(err, Error::Disconnected { .. }),
-        "expected Disconnected, got {err:?}"
-    );
-    assert_ended_by(&err, "a frame with reserved flags set (0x09)");
-    assert_eq!(add(&handle, 20, 22).await, 42);
-    handle.stop().await;
+    assert_call_ends_the_connection("reserved_flag", "a frame with reserved flags set (0x09)")
+        .await;
 }
 
 /// A frame header announcing 1 TiB is refused as soon as it is read: the call fails at once
@@ -470,25 +424,11 @@ async fn a_frame_with_reserved_flags_fails_the_call() {
 /// the frame is larger than any message, and the next call connects again.
 #[tokio::test]
 async fn a_frame_announcing_a_terabyte_fails_the_call_at_once() {
-    let service = Service::start(Config::default()).await;
-    let worker = service.parent();
-    let handle = worker.handle();
-    start(&handle).await.expect("start");
-    let result = call_bounded(&handle, "huge_frame").await;
-    let err = result.expect_err("a 1 TiB frame is refused");
-    assert!(
-        matches!(err, Error::Disconnected { .. }),
-        "expected Disconnected, got {err:?}"
+    let needle = format!(
+        "a frame announcing {} bytes, more than any message can be",
+        1u64 << 40
     );
-    assert_ended_by(
-        &err,
-        &format!(
-            "a frame announcing {} bytes, more than any message can be",
-            1u64 << 40
-        ),
-    );
-    assert_eq!(add(&handle, 20, 22).await, 42);
-    handle.stop().await;
+    assert_call_ends_the_connection("huge_frame", &needle).await;
 }
 
 /// Frames split across reads down to single bytes (greeting, READY, heartbeat echoes and
@@ -535,48 +475,47 @@ async fn replies_written_one_byte_at_a_time_are_reassembled() {
 // ---------------------------------------------------------------------------------------------
 // Handshakes the parent refuses.
 
+/// Why `start()` of a parent of a service configured as `config` fails.
+async fn refused_at_start(config: Config) -> String {
+    let service = Service::start(config).await;
+    let worker = service.parent();
+    let err = start(&worker.handle())
+        .await
+        .expect_err("the peer is refused");
+    match err {
+        Error::StartFailed { reason, .. } => reason,
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+}
+
 /// A peer whose READY announces a PUB socket is refused: `start()` fails saying it is not a
 /// ROUTER.
 #[tokio::test]
 async fn a_peer_announcing_pub_is_refused_at_start() {
-    let service = Service::start(Config {
+    let reason = refused_at_start(Config {
         socket_type: "PUB",
         ..Config::default()
     })
     .await;
-    let worker = service.parent();
-    let err = start(&worker.handle())
-        .await
-        .expect_err("a PUB peer is refused");
-    match &err {
-        Error::StartFailed { reason, .. } => assert!(
-            reason.contains("PUB") && reason.contains("not a ROUTER"),
-            "{reason}"
-        ),
-        other => panic!("expected StartFailed, got {other:?}"),
-    }
+    assert!(
+        reason.contains("PUB") && reason.contains("not a ROUTER"),
+        "{reason}"
+    );
 }
 
 /// A peer whose greeting asks for the PLAIN mechanism is refused: `start()` fails saying only
 /// NULL is spoken.
 #[tokio::test]
 async fn a_peer_asking_for_plain_is_refused_at_start() {
-    let service = Service::start(Config {
+    let reason = refused_at_start(Config {
         mechanism: "PLAIN",
         ..Config::default()
     })
     .await;
-    let worker = service.parent();
-    let err = start(&worker.handle())
-        .await
-        .expect_err("a PLAIN peer is refused");
-    match &err {
-        Error::StartFailed { reason, .. } => assert!(
-            reason.contains("PLAIN") && reason.contains("NULL"),
-            "{reason}"
-        ),
-        other => panic!("expected StartFailed, got {other:?}"),
-    }
+    assert!(
+        reason.contains("PLAIN") && reason.contains("NULL"),
+        "{reason}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

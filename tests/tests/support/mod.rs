@@ -1,11 +1,13 @@
 //! Shared helpers of the integration tests (each test file says `mod support;`): the Python
 //! and Node peers and their environments, the helper binaries, processes and memory; and, one
-//! module per concern, the fuzz corpus, a child behind a raw DEALER, and the toolbox worker.
+//! module per concern, the fuzz corpus, a child behind a raw DEALER, the toolbox worker, and
+//! ZMTP bytes written by hand.
 #![allow(dead_code)]
 
 pub mod corpus;
 pub mod raw_child;
 pub mod toolbox;
+pub mod zmtp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
