@@ -18,12 +18,12 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A queued call: the method, already bound to its arguments and to where its answer goes. It
-/// catches its method's panic itself (`run_blocking`, `Server::run_blocking_call`); the pool
+/// catches its method's panic itself (`run_blocking`, `Server::blocking_call`); the pool
 /// catches anything else, so that its thread and its counts stay right.
-type Job = Box<dyn Run>;
+pub(crate) type Job = Box<dyn Run>;
 
 /// What the pool runs. A closure is one; a job may also be a struct that, once run, hands
-/// itself back to the thread that made it (`Server::run_blocking_call`), so that its memory is
+/// itself back to the thread that made it (`Server::blocking_call`), so that its memory is
 /// freed where it was allocated.
 pub(crate) trait Run: Send {
     fn run(self: Box<Self>);
@@ -102,6 +102,17 @@ impl Pool {
     pub fn submit(&'static self, job: Job) {
         let mut state = self.state.lock().expect("blocking pool lock");
         state.queue.push_back(job);
+        self.queued.store(state.queue.len(), Ordering::Relaxed);
+        self.wake_for_queue(&mut state);
+    }
+
+    /// Queues every job of `jobs` (which it leaves empty), in order, with one lock.
+    pub fn submit_all(&'static self, jobs: &mut Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().expect("blocking pool lock");
+        state.queue.extend(jobs.drain(..));
         self.queued.store(state.queue.len(), Ordering::Relaxed);
         self.wake_for_queue(&mut state);
     }

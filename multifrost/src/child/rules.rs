@@ -3,10 +3,12 @@
 //! so fuzzing tests the real rules. And the rule for what a child sends back: [`check_reply`],
 //! applied by the server to every result, typed or written by hand, before it is sent.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::describe::Description;
-use super::worker::{CallContext, CallError, IncomingCall};
+use super::worker::{CallContext, CallError, CallFlags, IncomingCall};
 use crate::protocol::contract::{AUTH_TOKEN_KEY, DEADLINE_KEY, DESCRIBE, LIST_FUNCTIONS};
 use crate::protocol::message::{as_f64, as_str};
 use crate::protocol::{
@@ -132,15 +134,30 @@ impl DispatchRules {
 
     /// What to do with one received payload.
     pub fn decide(&self, payload: Bytes) -> Decision {
+        match self.admit(payload) {
+            Admission::Decided(decision) => decision,
+            Admission::Call(call) => match call.build(Arc::default()) {
+                Ok(call) => Decision::Dispatch(call),
+                Err(refusal) => {
+                    let (id, error) = *refusal;
+                    Decision::Refuse { id, error }
+                }
+            },
+        }
+    }
+
+    /// [`decide`](Self::decide), a call to dispatch not yet made into an [`IncomingCall`]:
+    /// building it is left to the thread that runs it (see [`AdmittedCall`]).
+    pub(crate) fn admit(&self, payload: Bytes) -> Admission {
         let message = match RawMessage::parse(payload, &self.limits) {
             Ok(message) => message,
-            Err(err) => return Decision::Ignore(Ignored::Malformed(err.to_string())),
+            Err(err) => return Decision::Ignore(Ignored::Malformed(err.to_string())).into(),
         };
         if !message.is_current_protocol() {
-            return Decision::Ignore(Ignored::OtherProtocol);
+            return Decision::Ignore(Ignored::OtherProtocol).into();
         }
-        match message.kind {
-            MessageKind::Call => self.decide_call(message),
+        let decision = match message.kind {
+            MessageKind::Call => return self.admit_call(message),
             MessageKind::Heartbeat if message.violation.is_some() => {
                 Decision::Ignore(Ignored::HeartbeatOverLimit)
             }
@@ -155,16 +172,23 @@ impl DispatchRules {
                 None => Decision::Ignore(Ignored::NoId),
             },
             _ => Decision::Ignore(Ignored::NotForAChild),
-        }
+        };
+        decision.into()
     }
 
-    fn decide_call(&self, message: RawMessage) -> Decision {
-        let Some(id) = message.id().map(str::to_owned) else {
-            return Decision::Ignore(Ignored::NoId);
+    /// Every rule for a call but the last (the keys of its arguments and metadata, checked
+    /// as they are split out by [`AdmittedCall::build`]).
+    fn admit_call(&self, mut message: RawMessage) -> Admission {
+        // Its id and function are read again, by the server and by `build`.
+        message.check_texts();
+        let Some(id) = message.id() else {
+            return Decision::Ignore(Ignored::NoId).into();
         };
-        let refuse = |error: CallError| Decision::Refuse {
-            id: id.clone(),
-            error,
+        let refuse = |error: CallError| {
+            Admission::Decided(Decision::Refuse {
+                id: id.to_owned(),
+                error,
+            })
         };
         if id.is_empty() {
             return refuse(CallError::new("Message missing 'id' field"));
@@ -172,8 +196,7 @@ impl DispatchRules {
         if let Some(violation) = &message.violation {
             return refuse(CallError::new(format!("Message rejected: {violation}")));
         }
-        let namespace = message.namespace();
-        match namespace {
+        match message.namespace() {
             None => {}
             Some(Some(ns)) if ns == self.namespace => {}
             Some(other) => {
@@ -184,19 +207,19 @@ impl DispatchRules {
                 )))
             }
         }
-        let Some(function) = message.function().map(str::to_owned) else {
+        let Some(function) = message.function() else {
             return refuse(CallError::new("Message missing 'function' field"));
         };
         if function.starts_with('_') {
-            return refuse(CallError::private_method(&function));
+            return refuse(CallError::private_method(function));
         }
         let builtin = self
             .builtins
             .iter()
             .find(|(name, _)| *name == function)
             .map(|(_, result)| result);
-        if builtin.is_none() && !self.has_function(&function) {
-            return refuse(CallError::function_not_found(&function));
+        if builtin.is_none() && !self.has_function(function) {
+            return refuse(CallError::function_not_found(function));
         }
         if !self.authorized(&message) {
             return refuse(CallError::new(
@@ -215,25 +238,9 @@ impl DispatchRules {
             }
         }
         if let Some(result) = builtin {
-            return Decision::Reply(encode_response(&id, result));
+            return Decision::Reply(encode_response(id, result)).into();
         }
-        let args = message.args().unwrap_or_default();
-        let metadata = message.metadata_value();
-        if let Some(error) = non_string_keys(&function, &args, metadata.as_ref()) {
-            return refuse(error);
-        }
-        Decision::Dispatch(IncomingCall {
-            args,
-            context: CallContext {
-                id,
-                namespace: namespace.flatten().unwrap_or(DEFAULT_NAMESPACE).to_owned(),
-                client_name: message.client_name().map(str::to_owned),
-                metadata,
-                deadline,
-                ..CallContext::default()
-            },
-            function,
-        })
+        Admission::Call(AdmittedCall { message, deadline })
     }
 
     /// Whether the worker has a method called `name`.
@@ -250,6 +257,76 @@ impl DispatchRules {
         };
         let given = message.metadata_entry(AUTH_TOKEN_KEY).and_then(as_str);
         given == Some(expected.as_str())
+    }
+}
+
+/// What [`DispatchRules::admit`] comes to.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// Anything but a call to dispatch.
+    Decided(Decision),
+    /// A call to dispatch, once built.
+    Call(AdmittedCall),
+}
+
+impl From<Decision> for Admission {
+    fn from(decision: Decision) -> Self {
+        Admission::Decided(decision)
+    }
+}
+
+/// A call that passed the rules, still the message it came in. Its id and function are read
+/// from the message; [`build`](Self::build) makes the [`IncomingCall`] (its strings, its
+/// arguments split out). A sync method's call is built by the thread that runs it, which
+/// frees it too: the runtime's thread, which serves every other message, does neither.
+#[derive(Debug)]
+pub(crate) struct AdmittedCall {
+    message: RawMessage,
+    /// `metadata.deadline` (Unix seconds).
+    deadline: Option<f64>,
+}
+
+impl AdmittedCall {
+    /// The function called: one the worker has (see `admit_call`).
+    pub fn function(&self) -> &str {
+        self.message.function().unwrap_or_default()
+    }
+
+    /// The call's id, as a view of the received frame: a key for the call while it runs.
+    pub fn id_slice(&self) -> Bytes {
+        self.message.id_slice().unwrap_or_default()
+    }
+
+    /// Whether the call carries a deadline.
+    pub fn has_deadline(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    /// The call, its context sharing `flags` with whoever may cancel it; or its refusal (id,
+    /// error) when its arguments or metadata hold a map key that is not a str.
+    pub fn build(self, flags: Arc<CallFlags>) -> Result<IncomingCall, Box<(String, CallError)>> {
+        let message = self.message;
+        let id = message.id().unwrap_or_default().to_owned();
+        let function = message.function().unwrap_or_default().to_owned();
+        let args = message.args().unwrap_or_default();
+        let metadata = message.metadata_value();
+        if let Some(error) = non_string_keys(&function, &args, metadata.as_ref()) {
+            return Err(Box::new((id, error)));
+        }
+        let namespace = message.namespace().flatten().unwrap_or(DEFAULT_NAMESPACE);
+        Ok(IncomingCall {
+            args,
+            context: CallContext {
+                id,
+                namespace: namespace.to_owned(),
+                client_name: message.client_name().map(str::to_owned),
+                metadata,
+                deadline: self.deadline,
+                flags,
+                decoded_metadata: Default::default(),
+            },
+            function,
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! sending their replies. What to do with each message is decided by [`super::rules`].
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -13,8 +13,8 @@ use std::collections::{HashMap, VecDeque};
 
 use super::output::{CapturedStdio, OutputLine, OUTPUT_BACKLOG};
 use super::panic::CaughtPanic;
-use super::rules::{check_reply, Decision, DispatchRules, Ignored};
-use super::worker::{BlockingCall, CallError, IncomingCall, Worker};
+use super::rules::{check_reply, Admission, AdmittedCall, Decision, DispatchRules, Ignored};
+use super::worker::{BlockingCall, CallError, CallFlags, IncomingCall, Worker};
 use crate::error::Result;
 use crate::protocol::{
     encode_error, encode_error_with_data, encode_output, encode_response, EncodedValue, Limits,
@@ -32,6 +32,12 @@ const MAX_PEER_BACKLOG: usize = 64 * 1024 * 1024;
 /// for it to read (and, the pipes filling, the worker's prints wait too).
 const OUTPUT_ROOM: usize = 8 * 1024 * 1024;
 
+/// At most this many received messages are taken at once.
+const RECEIVE_BATCH: usize = 64;
+
+/// At most this many replies are taken from the outbox's queue at once.
+const REPLY_BATCH: usize = 1024;
+
 /// A call is abandoned this long after its `metadata.deadline`: by then its parent's own
 /// timeout has fired, so that the parent reports the timeout it set rather than racing this
 /// reply (the two clocks and timers are not the same).
@@ -45,8 +51,10 @@ pub(crate) struct Server<W> {
     rules: DispatchRules,
     parents: Mutex<Vec<Bytes>>,
     stop: Notify,
-    /// The calls running now, by parent and id, each with what cancels it.
-    running: Mutex<HashMap<(Bytes, String), Cancel>>,
+    /// The calls running now, by parent and id (a view of the call's frame), each with what
+    /// cancels it. Hashed with foldhash, seeded per process (SipHash took a tenth of the
+    /// runtime's thread with sync methods).
+    running: Mutex<HashMap<(Bytes, Bytes), Cancel, foldhash::fast::RandomState>>,
 }
 
 /// How a running call is cancelled.
@@ -55,10 +63,7 @@ enum Cancel {
     Task(oneshot::Sender<()>),
     /// A sync method on the threads for sync methods, which runs to its end: its reply is not
     /// sent (whoever sets `answered` first answers), and its context says it was cancelled.
-    Blocking {
-        answered: Arc<AtomicBool>,
-        cancelled: Arc<AtomicBool>,
-    },
+    Blocking(Arc<CallFlags>),
 }
 
 impl Cancel {
@@ -67,12 +72,9 @@ impl Cancel {
             Cancel::Task(cancel) => {
                 let _ = cancel.send(());
             }
-            Cancel::Blocking {
-                answered,
-                cancelled,
-            } => {
-                answered.store(true, Ordering::Release);
-                cancelled.store(true, Ordering::Relaxed);
+            Cancel::Blocking(flags) => {
+                flags.answered.store(true, Ordering::Release);
+                flags.cancelled.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -101,7 +103,7 @@ impl<W: Worker> Server<W> {
             wide_integers,
             parents: Mutex::new(Vec::new()),
             stop: Notify::new(),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::default(),
         })
     }
 
@@ -129,10 +131,17 @@ impl<W: Worker> Server<W> {
         // Whether calls are polled once before they get a task (see `run_call`).
         let current_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread;
+        // The messages taken at once, and the sync methods' calls they bring, handed to the
+        // threads for sync methods together.
+        let mut messages = Vec::with_capacity(RECEIVE_BATCH);
+        let mut jobs = Vec::new();
         loop {
             tokio::select! {
-                (routing_id, payload) = router.recv() => {
-                    self.handle_message(routing_id, payload, &replies, current_thread)
+                () = router.recv_many(&mut messages, RECEIVE_BATCH) => {
+                    for (routing_id, payload) in messages.drain(..) {
+                        self.handle_message(routing_id, payload, &replies, &mut jobs, current_thread);
+                    }
+                    super::blocking::pool().submit_all(&mut jobs);
                 }
                 _ = self.stop.notified() => break,
             }
@@ -184,26 +193,29 @@ impl<W: Worker> Server<W> {
     ) {
         let mut lines = VecDeque::new();
         let mut dropped = 0u64;
+        // The replies taken at once, in one buffer kept from batch to batch.
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
                 biased;
-                reply = replies.recv() => {
-                    let mut batch: Vec<_> = reply.into_iter().collect();
-                    while let Ok(more) = replies.try_recv() {
-                        batch.push(more);
-                    }
+                taken = replies.recv_many(&mut batch, REPLY_BATCH) => {
                     output.drain(&mut lines);
                     self.send_lines(&mut lines, &mut dropped, &sender).await;
-                    if batch.is_empty() {
+                    if taken == 0 {
                         return; // Serving stopped: all is sent.
                     }
-                    for Reply { routing_id, payload, leftovers } in batch {
-                        // A parent that does not read holds up this queue, and with it the
-                        // output pipes, and so the worker's prints: nothing piles up here.
-                        let Some(parent) = sender.peer(&routing_id) else {
+                    // Replies in a row to one parent look it up once.
+                    let mut last: Option<(Bytes, _)> = None;
+                    for Reply { routing_id, payload, leftovers } in batch.drain(..) {
+                        if !matches!(&last, Some((id, _)) if *id == routing_id) {
+                            last = sender.peer(&routing_id).map(|parent| (routing_id, parent));
+                        }
+                        let Some((_, parent)) = &last else {
                             tracing::debug!("dropping a reply to a parent that is gone");
                             continue;
                         };
+                        // A parent that does not read holds up this queue, and with it the
+                        // output pipes, and so the worker's prints: nothing piles up here.
                         parent.room(OUTPUT_ROOM).await;
                         if let Err(reason) = parent.send(payload) {
                             tracing::warn!("could not send a reply: {reason}");
@@ -266,14 +278,44 @@ impl<W: Worker> Server<W> {
         }
     }
 
+    /// Acts on one message; a sync method's call becomes a job in `jobs`, for the caller to
+    /// hand to the threads for sync methods.
     fn handle_message(
         self: &Arc<Self>,
         routing_id: Bytes,
         payload: Bytes,
         replies: &Replies,
+        jobs: &mut Vec<super::blocking::Job>,
         current_thread: bool,
     ) {
-        match self.rules.decide(payload) {
+        let call = match self.rules.admit(payload) {
+            Admission::Call(call) => call,
+            Admission::Decided(decision) => {
+                return self.act(routing_id, decision, replies, current_thread)
+            }
+        };
+        self.remember_parent(&routing_id);
+        // A call with a deadline needs a timer to be abandoned at it: it goes the way below.
+        if !call.has_deadline() {
+            if let Some(job) = self.worker.dispatch_blocking(call.function()) {
+                jobs.push(self.blocking_call(job, routing_id, call, replies));
+                return;
+            }
+        }
+        match call.build(Arc::default()) {
+            Ok(call) => self.run_call(routing_id, call, replies, current_thread),
+            Err(refusal) => replies.send(routing_id, encode_error(&refusal.0, refusal.1.message())),
+        }
+    }
+
+    fn act(
+        self: &Arc<Self>,
+        routing_id: Bytes,
+        decision: Decision,
+        replies: &Replies,
+        current_thread: bool,
+    ) {
+        match decision {
             Decision::Ignore(why @ (Ignored::Malformed(_) | Ignored::UnauthorizedShutdown)) => {
                 tracing::warn!("ignoring {why}")
             }
@@ -297,6 +339,7 @@ impl<W: Worker> Server<W> {
                 self.stop.notify_one();
             }
             Decision::Dispatch(call) => {
+                // (`admit` leaves calls to `handle_message`; this is `decide`'s form of one.)
                 self.remember_parent(&routing_id);
                 self.run_call(routing_id, call, replies, current_thread);
             }
@@ -305,7 +348,7 @@ impl<W: Worker> Server<W> {
                     .running
                     .lock()
                     .expect("running lock")
-                    .remove(&(routing_id, id));
+                    .remove(&(routing_id, Bytes::from(id)));
                 if let Some(cancel) = cancel {
                     cancel.cancel();
                 }
@@ -317,8 +360,8 @@ impl<W: Worker> Server<W> {
     /// Runs one call and sends its reply, unless the parent cancels it first; past its
     /// deadline it is abandoned with an error reply.
     ///
-    /// A call to a sync method without a deadline is run by its job on the threads for sync
-    /// methods, which answers it from there (see [`Server::run_blocking_call`]).
+    /// (A call to a sync method without a deadline does not come here: `handle_message` hands
+    /// it to [`Server::blocking_call`].)
     ///
     /// On a current-thread runtime the call is first polled here: a call that completes at
     /// once (most async methods do) is answered without a task, a timer or an entry in
@@ -332,30 +375,9 @@ impl<W: Worker> Server<W> {
         replies: &Replies,
         current_thread: bool,
     ) {
-        let cancelled = call.context.cancel_flag();
+        let flags = call.context.flags();
         let deadline = call.context.deadline();
-        let debug = tracing::enabled!(tracing::Level::DEBUG);
-        let answer = Answer {
-            routing_id,
-            id: call.context.id.clone(),
-            correlation_id: debug
-                .then(|| call.context.correlation_id().map(str::to_owned))
-                .flatten(),
-            // Read only for the log lines and the message of a call abandoned at its deadline.
-            started: (debug || deadline.is_some()).then(std::time::Instant::now),
-        };
-        tracing::debug!(
-            function = call.function.as_str(),
-            correlation_id = answer.correlation_id.as_deref(),
-            "call received"
-        );
-        // A call with a deadline needs a timer to be abandoned at it: it goes the way below.
-        if deadline.is_none() {
-            if let Some(job) = self.worker.dispatch_blocking(&call.function) {
-                self.run_blocking_call(job, call, answer, cancelled, replies);
-                return;
-            }
-        }
+        let answer = Answer::new(&call, deadline.is_some());
         let function = call.function.clone();
         // The location is taken in the poll that caught the panic, on its thread.
         let mut dispatch = AssertUnwindSafe(self.worker.clone().dispatch(call))
@@ -365,11 +387,11 @@ impl<W: Worker> Server<W> {
             let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
             if let std::task::Poll::Ready(outcome) = dispatch.poll_unpin(&mut context) {
                 let payload = answer.reply(outcome, &function, self.wide_integers);
-                replies.send(answer.routing_id, payload);
+                replies.send(routing_id, payload);
                 return;
             }
         }
-        let key = (answer.routing_id.clone(), answer.id.clone());
+        let key = (routing_id.clone(), Bytes::from(answer.id.clone()));
         let deadline = deadline.map(|at| {
             let left = at
                 .duration_since(std::time::SystemTime::now())
@@ -396,33 +418,32 @@ impl<W: Worker> Server<W> {
                 outcome = dispatch => Some(outcome),
                 _ = cancel_requested => None,
                 () = until_deadline => {
-                    cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                    flags.cancelled.store(true, Ordering::Relaxed);
                     tracing::debug!(function, correlation_id, "call abandoned at its deadline");
                     server.running.lock().expect("running lock").remove(&key);
                     let message = format!(
                         "{function}: abandoned: its deadline passed after {:.3} s (metadata.deadline)",
                         answer.started.map_or(0.0, |started| started.elapsed().as_secs_f64())
                     );
-                    replies.send(answer.routing_id, encode_error(&answer.id, &message));
+                    replies.send(routing_id, encode_error(&answer.id, &message));
                     return;
                 }
             };
             let Some(outcome) = outcome else {
                 // Cancelled by the parent, which waits for no reply.
-                cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                flags.cancelled.store(true, Ordering::Relaxed);
                 tracing::debug!(function, correlation_id, "call cancelled by the parent");
                 return;
             };
             server.running.lock().expect("running lock").remove(&key);
             let payload = answer.reply(outcome, &function, server.wide_integers);
-            replies.send(answer.routing_id, payload);
+            replies.send(routing_id, payload);
         });
     }
 }
 
-/// Where a call's answer goes, and what its log lines say.
+/// What a call's answer and its log lines say of it.
 struct Answer {
-    routing_id: Bytes,
     id: String,
     correlation_id: Option<String>,
     /// When the call arrived, if anything will ask (see `run_call`).
@@ -430,6 +451,25 @@ struct Answer {
 }
 
 impl Answer {
+    /// For `call`, which has a deadline or not; logs its arrival.
+    fn new(call: &IncomingCall, deadline: bool) -> Answer {
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let answer = Answer {
+            id: call.context.id.clone(),
+            correlation_id: debug
+                .then(|| call.context.correlation_id().map(str::to_owned))
+                .flatten(),
+            // Read only for the log lines and the message of a call abandoned at its deadline.
+            started: (debug || deadline).then(std::time::Instant::now),
+        };
+        tracing::debug!(
+            function = call.function.as_str(),
+            correlation_id = answer.correlation_id.as_deref(),
+            "call received"
+        );
+        answer
+    }
+
     /// The reply to this call of `function` (see [`reply_for`]). Building it runs the check
     /// and the log lines (a subscriber's code): should anything there panic, the caller still
     /// gets an answer, and the thread building it (the runtime's, or one for sync methods)
@@ -460,51 +500,52 @@ impl Answer {
 }
 
 impl<W: Worker> Server<W> {
-    /// Runs a sync method's job on the threads for sync methods, which sends its reply from
-    /// there: no task, no channel back to the runtime, no hop through its scheduler (on the
-    /// outbox, replies finished together wake the runtime once). A parent's cancel still
-    /// stops the reply (see [`Cancel::Blocking`]).
-    fn run_blocking_call(
+    /// The job that runs a sync method's call on the threads for sync methods. The call goes as
+    /// it came, admitted but not built: the thread that runs it builds it (its strings, its
+    /// arguments), frees it and sends the reply, with no task and no channel back. What this
+    /// thread made for it (the job, the flags a cancel sets) comes back with the reply to be
+    /// dropped here. A parent's cancel still stops the reply (see [`Cancel::Blocking`]).
+    fn blocking_call(
         self: &Arc<Self>,
         job: BlockingCall<W>,
-        call: IncomingCall,
-        answer: Answer,
-        cancelled: Arc<AtomicBool>,
+        routing_id: Bytes,
+        call: AdmittedCall,
         replies: &Replies,
-    ) {
-        let answered = Arc::new(AtomicBool::new(false));
-        let key = (answer.routing_id.clone(), answer.id.clone());
+    ) -> super::blocking::Job {
+        let flags = Arc::new(CallFlags::default());
+        let id = call.id_slice();
         self.running.lock().expect("running lock").insert(
-            key,
-            Cancel::Blocking {
-                answered: answered.clone(),
-                cancelled,
-            },
+            (routing_id.clone(), id.clone()),
+            Cancel::Blocking(flags.clone()),
         );
-        super::blocking::pool().submit(Box::new(SyncCall {
+        Box::new(SyncCall {
             server: self.clone(),
             job,
-            call,
-            answer,
-            answered,
+            routing_id,
+            id,
+            call: Some(call),
+            flags,
             replies: replies.clone(),
-        }));
+        })
     }
 }
 
-/// A call to a sync method, as the threads for sync methods run it. Everything in it was made
-/// by the runtime's thread, and goes back there with the reply to be dropped (see
-/// [`Replies::send_returning`]): memory freed on another thread than the one that allocated
-/// it takes a lock of glibc's allocator, which the runtime's thread, allocating for the next
-/// calls, held often enough that the two threads woke each other through the kernel about once
-/// a call (bench/PROFILE.md).
+/// A call to a sync method, as the threads for sync methods run it. What the runtime's thread
+/// allocated for it goes back there with the reply, to be dropped (see
+/// [`Replies::send_returning`]), and what the thread running it allocates (the built call,
+/// the result) is dropped where it was made: memory freed on another thread than the one that
+/// allocated it takes a lock of glibc's allocator, which the runtime's thread, allocating for
+/// the next calls, held often enough that the two threads woke each other through the kernel
+/// about once a call (bench/PROFILE.md).
 struct SyncCall<W: Worker> {
     server: Arc<Server<W>>,
     job: BlockingCall<W>,
-    call: IncomingCall,
-    answer: Answer,
-    /// Set by whichever comes first, the reply or the parent's cancel.
-    answered: Arc<AtomicBool>,
+    routing_id: Bytes,
+    /// Its key in `running`: its id, a view of its frame.
+    id: Bytes,
+    /// Taken by the thread that runs it.
+    call: Option<AdmittedCall>,
+    flags: Arc<CallFlags>,
     replies: Replies,
 }
 
@@ -513,14 +554,13 @@ impl<W: Worker> Drop for SyncCall<W> {
     /// table stays in its cache). Until then a cancel finds the call answered and does nothing.
     fn drop(&mut self) {
         let key = (
-            std::mem::take(&mut self.answer.routing_id),
-            std::mem::take(&mut self.answer.id),
+            std::mem::take(&mut self.routing_id),
+            std::mem::take(&mut self.id),
         );
         let mut running = self.server.running.lock().expect("running lock");
         if let std::collections::hash_map::Entry::Occupied(entry) = running.entry(key) {
             // Only its own: a peer may have sent another call with the same id since.
-            if matches!(entry.get(), Cancel::Blocking { answered, .. } if Arc::ptr_eq(answered, &self.answered))
-            {
+            if matches!(entry.get(), Cancel::Blocking(flags) if Arc::ptr_eq(flags, &self.flags)) {
                 entry.remove();
             }
         }
@@ -528,26 +568,34 @@ impl<W: Worker> Drop for SyncCall<W> {
 }
 
 impl<W: Worker> super::blocking::Run for SyncCall<W> {
-    fn run(self: Box<Self>) {
-        let function = self.job.function;
-        // The location is taken by the panic hook, on this thread.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            (self.job.run)(&self.server.worker, &self.call)
-        }))
-        .map_err(CaughtPanic::take);
-        if self.answered.load(Ordering::Acquire) {
-            // Cancelled (the cancel took its entry out of `running`): its reply would not be
-            // sent, so it is not built either. (Dropped here, on this thread: a rare case.)
-            let correlation_id = self.answer.correlation_id.as_deref();
-            tracing::debug!(function, correlation_id, "call cancelled by the parent");
+    fn run(mut self: Box<Self>) {
+        let Some(call) = self.call.take() else {
             return;
-        }
-        let payload = self
-            .answer
-            .reply(outcome, function, self.server.wide_integers);
-        if !self.answered.swap(true, Ordering::AcqRel) {
+        };
+        let function = self.job.function;
+        let payload = match call.build(self.flags.clone()) {
+            Ok(call) => {
+                let answer = Answer::new(&call, false);
+                // The location is taken by the panic hook, on this thread.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    (self.job.run)(&self.server.worker, &call)
+                }))
+                .map_err(CaughtPanic::take);
+                drop(call);
+                if self.flags.answered.load(Ordering::Acquire) {
+                    // Cancelled (the cancel took its entry out of `running`): its reply would
+                    // not be sent, so it is not built either. (Dropped here: a rare case.)
+                    let correlation_id = answer.correlation_id.as_deref();
+                    tracing::debug!(function, correlation_id, "call cancelled by the parent");
+                    return;
+                }
+                answer.reply(outcome, function, self.server.wide_integers)
+            }
+            Err(refusal) => encode_error(&refusal.0, refusal.1.message()),
+        };
+        if !self.flags.answered.swap(true, Ordering::AcqRel) {
             let replies = self.replies.clone();
-            replies.send_returning(self.answer.routing_id.clone(), payload, Some(self));
+            replies.send_returning(self.routing_id.clone(), payload, Some(self));
         }
     }
 }

@@ -74,10 +74,8 @@ pub trait Worker: Send + Sync + 'static {
 
 /// How to run a call of one sync method (see [`Worker::dispatch_blocking`]). Not a public API.
 ///
-/// A plain `fn` that borrows the worker and the call: the job allocates nothing of its own,
-/// and the call stays whole, so that the runtime's thread, which made it, frees it too (memory
-/// freed on a thread other than the one that allocated it takes a lock of the allocator's
-/// that the runtime's thread is busy with; bench/PROFILE.md).
+/// A plain `fn` that borrows the worker and the call: the job allocates nothing of its own.
+/// The thread that runs it builds the call and frees it (bench/PROFILE.md).
 #[doc(hidden)]
 pub struct BlockingCall<W> {
     /// The method's wire name.
@@ -122,6 +120,15 @@ impl IncomingCall {
     }
 }
 
+/// What a call's method and the runtime serving it share, in one allocation.
+#[derive(Debug, Default)]
+pub(crate) struct CallFlags {
+    /// Set when the parent stops waiting: it cancelled the call, or its deadline passed.
+    pub cancelled: AtomicBool,
+    /// For a sync method: set by whichever comes first, its reply or its parent's cancel.
+    pub answered: AtomicBool,
+}
+
 /// Per-call information a worker method can read by taking `ctx: &CallContext`.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
@@ -136,8 +143,8 @@ pub struct CallContext {
     pub(crate) metadata: Option<EncodedValue>,
     /// `metadata` decoded, once somebody asks for all of it.
     pub(crate) decoded_metadata: OnceLock<Vec<(Value, Value)>>,
-    /// Set when the parent stops waiting: it cancelled the call, or its deadline passed.
-    pub(crate) cancelled: Arc<AtomicBool>,
+    /// Whether the parent stopped waiting, shared with the runtime, which sets it.
+    pub(crate) flags: Arc<CallFlags>,
     /// `metadata.deadline` (Unix seconds), read once when the call arrived.
     pub(crate) deadline: Option<f64>,
 }
@@ -166,12 +173,12 @@ impl CallContext {
     /// }
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        self.flags.cancelled.load(Ordering::Relaxed)
     }
 
-    /// The flag behind [`is_cancelled`](Self::is_cancelled), for the runtime to set.
-    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancelled.clone()
+    /// The flags behind [`is_cancelled`](Self::is_cancelled), for the runtime to set.
+    pub(crate) fn flags(&self) -> Arc<CallFlags> {
+        self.flags.clone()
     }
 
     /// The call's `metadata` map, as sent (empty when it sent none, or not a map), decoded

@@ -105,8 +105,9 @@ pub struct RawMessage {
     /// as v4).
     current_protocol: bool,
     /// The text fields, as spans of their str's bytes in `frame`, checked for UTF-8 when read
-    /// (see their accessors): each is read about once, so checking at the parse too would do
-    /// it twice.
+    /// (see their accessors): most are read about once, so checking at the parse too would do
+    /// it twice. A message whose texts are read more than once checks them all at once first
+    /// ([`check_texts`](Self::check_texts)).
     id: Option<Span>,
     /// `type`.
     pub kind: MessageKind,
@@ -124,6 +125,8 @@ pub struct RawMessage {
     metadata: Option<(Span, Summary)>,
     /// The first limit the message broke, if any. Structure errors fail the parse instead.
     pub violation: Option<DecodeError>,
+    /// Whether every text span is known to be valid UTF-8 (see `check_texts`).
+    texts_checked: bool,
 }
 
 impl RawMessage {
@@ -146,6 +149,7 @@ impl RawMessage {
             error_data: None,
             metadata: None,
             violation: None,
+            texts_checked: false,
         };
         let limit = limits.max_message_len.min(MAX_FRAME_LEN);
         if frame.len() > limit {
@@ -260,7 +264,39 @@ impl RawMessage {
 
     /// The text at `span` of the frame, if the field was a str of valid UTF-8.
     fn text(&self, span: &Option<Span>) -> Option<&str> {
-        std::str::from_utf8(&self.frame[span.as_ref()?.range()]).ok()
+        let bytes = &self.frame[span.as_ref()?.range()];
+        if self.texts_checked {
+            // SAFETY: `check_texts` found these bytes valid UTF-8, and neither the frame nor
+            // the spans change after it.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
+    }
+
+    /// Checks every text field for UTF-8 now, so that reading them later checks nothing: for
+    /// a message whose fields are read several times (a call the child admits, then builds).
+    /// A field that is not valid UTF-8 reads as before: absent, or the empty namespace.
+    pub(crate) fn check_texts(&mut self) {
+        let frame = &self.frame;
+        let valid = |span: &Span| std::str::from_utf8(&frame[span.range()]).is_ok();
+        for field in [
+            &mut self.id,
+            &mut self.function,
+            &mut self.client_name,
+            &mut self.error,
+            &mut self.output,
+        ] {
+            if field.as_ref().is_some_and(|span| !valid(span)) {
+                *field = None;
+            }
+        }
+        if let Some(Some(span)) = &mut self.namespace {
+            if !valid(span) {
+                span.end = span.start;
+            }
+        }
+        self.texts_checked = true;
     }
 
     /// `id`: the message's own, or that of the call a reply answers. Like every text field,
@@ -274,6 +310,12 @@ impl RawMessage {
         Some(&self.frame[self.id?.range()])
     }
 
+    /// The bytes of the `id` str as a view of the frame (no copy), not checked for UTF-8: a
+    /// key for the call while it runs.
+    pub(crate) fn id_slice(&self) -> Option<Bytes> {
+        Some(self.frame.slice(self.id?.range()))
+    }
+
     /// `function`, in a call.
     pub fn function(&self) -> Option<&str> {
         self.text(&self.function)
@@ -282,10 +324,9 @@ impl RawMessage {
     /// `namespace`: `None` when absent, `Some(None)` when nil (a value of another type reads as
     /// the empty namespace).
     pub fn namespace(&self) -> Option<Option<&str>> {
-        self.namespace.as_ref().map(|span| {
-            span.as_ref()
-                .map(|span| std::str::from_utf8(&self.frame[span.range()]).unwrap_or(""))
-        })
+        self.namespace
+            .as_ref()
+            .map(|span| span.is_some().then(|| self.text(span).unwrap_or("")))
     }
 
     /// `client_name`, or Node's `clientName`.
@@ -682,5 +723,32 @@ mod tests {
         assert_eq!((parsed.id(), parsed.id_bytes()), (None, None));
         assert_eq!(parsed.function(), None);
         assert_eq!(parsed.namespace(), Some(Some("")));
+    }
+
+    #[test]
+    fn texts_checked_at_once_read_as_texts_checked_when_read() {
+        let frame = message(&[
+            (&fixstr("id"), &fixstr("call-1")),
+            (&fixstr("function"), &[0xa2, 0xc3, 0x28]),
+            (&fixstr("namespace"), &[0xa1, 0x80]),
+            (&fixstr("client_name"), &fixstr("ok")),
+            (&fixstr("error"), &[0xa1, 0xff]),
+            (&fixstr("output"), &fixstr("line")),
+        ]);
+        let when_read = RawMessage::parse(frame.clone(), &Limits::default()).unwrap();
+        let mut at_once = RawMessage::parse(frame, &Limits::default()).unwrap();
+        at_once.check_texts();
+        for message in [&when_read, &at_once] {
+            assert_eq!(message.id(), Some("call-1"));
+            assert_eq!(message.function(), None);
+            assert_eq!(message.namespace(), Some(Some("")));
+            assert_eq!(message.client_name(), Some("ok"));
+            assert_eq!(message.error(), None);
+            assert_eq!(message.output(), Some("line"));
+        }
+        let nil_namespace = message(&[(&fixstr("namespace"), &[0xc0])]);
+        let mut nil = RawMessage::parse(nil_namespace, &Limits::default()).unwrap();
+        nil.check_texts();
+        assert_eq!(nil.namespace(), Some(None));
     }
 }

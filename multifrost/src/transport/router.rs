@@ -3,7 +3,7 @@
 //!
 //! In spawn mode the child connects to its parent's port: one peer. In connect mode it listens
 //! and takes every parent that connects. Each connection's messages are read by a task of its
-//! own and handed to [`Router::recv`] through one bounded queue, so a parent that sends faster
+//! own and handed to [`Router::recv_many`] through one bounded queue, so a parent that sends faster
 //! than the child serves waits in its socket, not in this process's memory. A reply goes
 //! straight into its parent's outbox (no task, no wait).
 
@@ -145,7 +145,7 @@ impl RouterSender {
 pub(crate) struct Router {
     peers: Arc<Peers>,
     received: mpsc::Receiver<(Bytes, Bytes)>,
-    /// Kept so that `recv` never ends while the router listens or has a peer.
+    /// Kept so that `recv_many` never ends while the router listens or has a peer.
     _keep: mpsc::Sender<(Bytes, Bytes)>,
 }
 
@@ -211,12 +211,10 @@ impl Router {
         Ok(router)
     }
 
-    /// The next message from any peer: its routing id and payload.
-    pub async fn recv(&mut self) -> (Bytes, Bytes) {
-        self.received
-            .recv()
-            .await
-            .expect("the router keeps a sender of its own")
+    /// Waits for the next message from any peer, then appends it and those that came after it
+    /// (up to `limit` in all) to `messages`: each a routing id and a payload.
+    pub async fn recv_many(&mut self, messages: &mut Vec<(Bytes, Bytes)>, limit: usize) {
+        self.received.recv_many(messages, limit).await;
     }
 
     pub fn sender(&self) -> RouterSender {
