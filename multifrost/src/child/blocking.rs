@@ -5,8 +5,11 @@
 //! flight its pool grew to hundreds of threads, each woken for a few nanoseconds of work, and
 //! a sync method cost a worker 30 µs of CPU more than the same `async fn` (bench/PROFILE.md).
 //! Here calls wait in one queue, and a thread that finishes a call takes the next one without
-//! sleeping (one thread waits awake for a moment between calls): a burst of small calls is run
-//! by the thread already awake, and sleeping threads are woken only when none is awake. When
+//! sleeping: a burst of small calls is run by the thread already awake, and sleeping threads
+//! are woken only when none is awake. After a call that came alone, one thread waits awake for
+//! the next for a moment ([`SPIN`], [`LONG_SPIN`]), for calls made one after another: a
+//! stream of such calls keeps that thread's CPU busy, yielding it to any other thread that
+//! wants it. When
 //! no queued call has started for [`STUCK_AFTER`] (the awake thread took a long call), a
 //! monitor thread wakes a sleeping one, or, when every thread is inside a call, starts one
 //! more (up to [`MAX_THREADS`]), so long calls still run side by side, as before. A thread
@@ -41,8 +44,22 @@ const STUCK_AFTER: Duration = Duration::from_millis(2);
 /// At most this many threads run sync methods at once (tokio's blocking pool default).
 const MAX_THREADS: usize = 512;
 
-/// How long a thread done with a call waits awake for the next before it sleeps.
+/// How long a thread done with a call that came alone (the one call it ran since it last found
+/// the queue empty) waits awake for the next before it sleeps. After a burst of calls it sleeps
+/// at once: waiting awake there took CPU time from the runtime's thread, which had the next
+/// calls to read (bench/PROFILE.md).
 const SPIN: Duration = Duration::from_micros(30);
+
+/// How long it waits instead while waiting that long catches the next call. Calls made one
+/// after another, each after the last one's reply, come 30 µs to 60 µs apart here: a thread
+/// asleep by then (and its CPU idle, which a virtual machine's hypervisor takes back) cost such
+/// calls 30 µs at the median and 100 µs at the 99th percentile (bench/PROFILE.md). Where the
+/// next call comes later than this anyway, waiting this long is only tried again every
+/// [`PROBE_EVERY`] lone calls.
+const LONG_SPIN: Duration = Duration::from_micros(150);
+
+/// See [`LONG_SPIN`].
+const PROBE_EVERY: u32 = 16;
 
 /// The monitor sleeps after finding the queue empty this many times in a row.
 const MONITOR_PARKS_AFTER: u32 = 50;
@@ -53,13 +70,15 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// The pool of the process: every worker's sync methods share it.
 pub(crate) fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool::with_spin(SPIN))
+    POOL.get_or_init(|| Pool::with_spin(SPIN, LONG_SPIN))
 }
 
 /// Threads taking sync calls from one queue.
 pub(crate) struct Pool {
-    /// How long a thread done with a call waits awake for the next ([`SPIN`]).
+    /// How long a thread done with a lone call waits awake for the next ([`SPIN`]), and how
+    /// long while that long catches it ([`LONG_SPIN`]).
     spin: Duration,
+    long_spin: Duration,
     state: Mutex<State>,
     /// Idle threads wait here for a call.
     work: Condvar,
@@ -78,7 +97,7 @@ struct State {
     idle: usize,
     woken: usize,
     busy: usize,
-    /// Threads just done with a call, waiting awake for the next for [`SPIN`].
+    /// Threads just done with a call, waiting awake for the next (see [`SPIN`]).
     spinning: usize,
     /// Calls taken from the queue so far: the monitor's proof of progress.
     started: u64,
@@ -87,10 +106,43 @@ struct State {
     monitor_parked: bool,
 }
 
+/// Whether a thread waits [`LONG_SPIN`] or [`SPIN`] after its next lone call: long while
+/// that caught the next call, and once every [`PROBE_EVERY`] lone calls otherwise.
+#[derive(Debug, Default)]
+struct Patience {
+    /// The last long wait came out empty.
+    missed: bool,
+    /// Lone calls since then.
+    since: u32,
+}
+
+impl Patience {
+    /// Whether to wait long after this lone call.
+    fn long(&mut self) -> bool {
+        if !self.missed {
+            return true;
+        }
+        self.since += 1;
+        if self.since >= PROBE_EVERY {
+            self.since = 0;
+            return true;
+        }
+        false
+    }
+
+    /// A wait, long or not, that `caught` the next call or not.
+    fn waited(&mut self, long: bool, caught: bool) {
+        if long {
+            self.missed = !caught;
+        }
+    }
+}
+
 impl Pool {
-    fn with_spin(spin: Duration) -> Pool {
+    fn with_spin(spin: Duration, long_spin: Duration) -> Pool {
         Pool {
             spin,
+            long_spin,
             state: Mutex::default(),
             work: Condvar::new(),
             watch: Condvar::new(),
@@ -166,8 +218,12 @@ impl Pool {
     /// A pool thread: takes calls until idle for [`IDLE_EXIT`].
     fn run(&'static self) {
         let mut state = self.state.lock().expect("blocking pool lock");
+        // Calls run since this thread last found the queue empty.
+        let mut stretch = 0u32;
+        let mut patience = Patience::default();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                stretch += 1;
                 state.started += 1;
                 state.busy += 1;
                 self.queued.store(state.queue.len(), Ordering::Relaxed);
@@ -180,32 +236,38 @@ impl Pool {
                 if outcome.is_err() {
                     tracing::error!("a job of the threads for sync methods panicked");
                 }
-                if state.queue.is_empty() && state.spinning == 0 {
+                if state.queue.is_empty() && state.spinning == 0 && stretch == 1 {
+                    stretch = 0;
                     // Calls often come in a stream: wait for the next one awake for a moment,
                     // which spares the caller a wake-up and this thread a sleep. One thread
                     // waiting awake is enough: more would take CPU time from the runtime's.
                     state.spinning += 1;
                     drop(state);
-                    let spin_until = Instant::now() + self.spin;
-                    'spin: loop {
+                    let long = patience.long();
+                    let spin_until = Instant::now() + if long { self.long_spin } else { self.spin };
+                    let caught = 'spin: loop {
                         for _ in 0..64 {
                             if self.queued.load(Ordering::Relaxed) > 0 {
-                                break 'spin;
+                                break 'spin true;
                             }
                             std::hint::spin_loop();
                         }
                         if Instant::now() >= spin_until {
-                            break;
+                            break false;
                         }
                         // Awake, but not in the way: a thread that wants this core (the
                         // runtime's, sending the reply just made; the parent's) gets it.
                         std::thread::yield_now();
-                    }
+                    };
+                    patience.waited(long, caught);
                     state = self.state.lock().expect("blocking pool lock");
                     state.spinning -= 1;
+                } else if state.queue.is_empty() {
+                    stretch = 0; // A burst ended: this thread sleeps.
                 }
                 continue;
             }
+            stretch = 0;
             state.idle += 1;
             let (next, waited) = self
                 .work
@@ -305,10 +367,37 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_waits_long_while_that_catches_the_next_call_and_probes_otherwise() {
+        let mut patience = Patience::default();
+        for _ in 0..100 {
+            assert!(patience.long(), "long while long waits catch the next call");
+            patience.waited(true, true);
+        }
+        assert!(patience.long());
+        patience.waited(true, false);
+        let longs: Vec<bool> = (0..2 * PROBE_EVERY)
+            .map(|_| {
+                let long = patience.long();
+                patience.waited(long, false);
+                long
+            })
+            .collect();
+        assert_eq!(longs.iter().filter(|long| **long).count(), 2, "{longs:?}");
+        assert!(longs[PROBE_EVERY as usize - 1], "{longs:?}");
+        // A probe that catches the next call brings the long waits back.
+        while !patience.long() {}
+        patience.waited(true, true);
+        assert!(patience.long());
+    }
+
+    #[test]
     fn a_queued_call_does_not_wait_behind_a_long_one_while_a_thread_is_idle() {
         // A pool of its own whose threads wait awake for 5 s after a call: of two threads, one
         // spins (it takes the next call) and the other sleeps.
-        let pool: &'static Pool = Box::leak(Box::new(Pool::with_spin(Duration::from_secs(5))));
+        let pool: &'static Pool = Box::leak(Box::new(Pool::with_spin(
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )));
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
         let (done, finished) = mpsc::channel();
         for _ in 0..2 {
