@@ -292,9 +292,9 @@ impl AdmittedCall {
         self.message.function().unwrap_or_default()
     }
 
-    /// The call's id, as a view of the received frame: a key for the call while it runs.
-    pub fn id_slice(&self) -> Bytes {
-        self.message.id_slice().unwrap_or_default()
+    /// The bytes of the call's id (valid UTF-8: see `admit_call`).
+    pub fn id_bytes(&self) -> &[u8] {
+        self.message.id_bytes().unwrap_or_default()
     }
 
     /// Whether the call carries a deadline.

@@ -310,12 +310,6 @@ impl RawMessage {
         Some(&self.frame[self.id?.range()])
     }
 
-    /// The bytes of the `id` str as a view of the frame (no copy), not checked for UTF-8: a
-    /// key for the call while it runs.
-    pub(crate) fn id_slice(&self) -> Option<Bytes> {
-        Some(self.frame.slice(self.id?.range()))
-    }
-
     /// `function`, in a call.
     pub fn function(&self) -> Option<&str> {
         self.text(&self.function)
