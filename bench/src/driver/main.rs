@@ -90,6 +90,11 @@ struct Args {
     #[arg(long, requires = "profile")]
     mib: bool,
 
+    /// With `--profile`: repeat small calls one at a time (the p50/p99 measurement) instead
+    /// of the throughput measurement.
+    #[arg(long, requires = "profile", conflicts_with = "mib")]
+    sequential: bool,
+
     /// How long `--profile` runs.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
@@ -192,6 +197,7 @@ fn run(args: Args) -> Result<()> {
             &bin_dir,
             Duration::from_secs_f64(args.seconds),
             args.mib,
+            args.sequential,
         ))?;
         runtime.shutdown_timeout(Duration::from_secs(2));
         return Ok(());
@@ -440,6 +446,7 @@ async fn profile(
     bin_dir: &Path,
     seconds: Duration,
     mib: bool,
+    sequential: bool,
 ) -> Result<()> {
     let alloc_dir = AllocationDir::create()?;
     let alloc_dir = alloc_dir.as_ref().map(|dir| dir.0.as_path());
@@ -486,6 +493,34 @@ async fn profile(
             figures.mib_p99_ms,
             driver,
             server
+        );
+        lineup.stop().await;
+        return Ok(());
+    }
+    if sequential {
+        let server_before = cpu::of_process(contender.server_pid)?;
+        let driver_before = cpu::own();
+        while started.elapsed() < seconds {
+            let calls = contender
+                .small(2_000)
+                .await?
+                .ok_or("this row has no sequential measurement")?;
+            samples.small.extend(calls);
+        }
+        let count = samples.small.len() as f64;
+        let driver = cpu::own().saturating_sub(driver_before).as_secs_f64() * 1e6 / count;
+        let server = cpu::of_process(contender.server_pid)?
+            .saturating_sub(server_before)
+            .as_secs_f64()
+            * 1e6
+            / count;
+        let figures = samples.figures(id);
+        println!(
+            "{}: small call p50 {:.1} µs, p99 {:.1} µs over {count} calls one at a time; CPU \
+             per call {driver:.2} µs here + {server:.2} µs in the server",
+            id.label(),
+            figures.p50_us,
+            figures.p99_us,
         );
         lineup.stop().await;
         return Ok(());
