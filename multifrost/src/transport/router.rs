@@ -1,5 +1,5 @@
 //! A child's ROUTER: the parents connected to it, each over its own ZMTP connection
-//! ([`zmtp`](super::zmtp)), known by a routing id this end gives it.
+//! ([`zmtp`]), known by a routing id this end gives it.
 //!
 //! In spawn mode the child connects to its parent's port: one peer. In connect mode it listens
 //! and takes every parent that connects. Each connection's messages are read by a task of its

@@ -1,6 +1,8 @@
 //! Writes the fuzz seed corpus (fuzz/seeds/): real messages captured on the wire.
 //!
-//!   fuzz_seeds <out-dir> [<python> <comlink_peer.py>]
+//! ```text
+//! fuzz_seeds <out-dir> [<python> <comlink_peer.py>]
+//! ```
 //!
 //! - `rust_parent_*`: what multifrost's parent sends (heartbeats, calls with ints, floats, bins,
 //!   nested values, options), captured by a raw ROUTER it is connected to.
