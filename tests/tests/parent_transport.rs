@@ -81,6 +81,11 @@ impl Service {
     /// Listens on 127.0.0.1 and serves every connection as `config` says.
     async fn start(config: Config) -> Service {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Service::on(listener, config)
+    }
+
+    /// Serves every connection `listener` takes as `config` says.
+    fn on(listener: TcpListener, config: Config) -> Service {
         let port = listener.local_addr().expect("local address").port();
         let (sender, seen) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -617,5 +622,31 @@ async fn concurrent_4_mib_echoes_and_small_calls_each_get_their_own_answer() {
     assert_eq!(all, 30);
     assert_eq!(add(&handle, 20, 22).await, 42);
     assert_eq!(handle.pending_calls(), 0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_listens_a_moment_after_it_is_found_is_connected_to() {
+    // A service is in the registry before it listens (every implementation does so): a
+    // parent that finds it in between sees its connection refused, and tries again.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("local address").port()
+    };
+    let worker = ParentWorker::connect_endpoint(format!("tcp://127.0.0.1:{port}")).name("late");
+    let handle = worker.handle();
+    let starting = tokio::spawn({
+        let handle = handle.clone();
+        async move { start(&handle).await }
+    });
+    // The service's own start-up, between its registration and its listening.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    let _service = Service::on(listener, Config::default());
+    starting
+        .await
+        .unwrap()
+        .expect("start() connects once the service listens");
+    assert_eq!(add(&handle, 2, 3).await, 5);
     handle.stop().await;
 }

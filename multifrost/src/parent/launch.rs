@@ -12,6 +12,9 @@ use super::process::{forward_pipes, spawn_child, ProcessWatch};
 use crate::error::{Error, ExitStatus, Result};
 use crate::transport::zmtp::{self, Peer, Role};
 
+/// How long a refused connection to a service waits before it is tried again.
+const REFUSED_RETRY: Duration = Duration::from_millis(20);
+
 /// How a spawned child's start-up ended before it connected.
 enum Early {
     Exited(Option<ExitStatus>),
@@ -195,14 +198,27 @@ impl Launch<'_> {
     }
 
     /// Connect mode: connect to a listening worker and wait until it answers a heartbeat.
+    ///
+    /// A refused connection is tried again until the deadline: every implementation, this one
+    /// too, puts a service in the registry before it listens, so a parent may find it in
+    /// between (as libzmq does, which connects again until it gets through).
     pub async fn connect(&self, endpoint: &str, deadline: Instant) -> Result<Arc<Connection>> {
-        let peer =
+        let peer = loop {
             match tokio::time::timeout_at(deadline.into(), zmtp::connect(endpoint, Role::Dealer))
                 .await
             {
-                Ok(Ok(peer)) => peer,
+                Ok(Ok(peer)) => break peer,
+                Ok(Err(err)) if err.refused && Instant::now() + REFUSED_RETRY < deadline => {
+                    tokio::time::sleep(REFUSED_RETRY).await;
+                }
+                Ok(Err(err)) if err.refused => {
+                    return Err(self.failed(format!(
+                        "cannot connect to {endpoint}: {} (tried for {:?})",
+                        err.reason, self.config.start_timeout
+                    )))
+                }
                 Ok(Err(err)) => {
-                    return Err(self.failed(format!("cannot connect to {endpoint}: {err}")))
+                    return Err(self.failed(format!("cannot connect to {endpoint}: {}", err.reason)))
                 }
                 Err(_) => {
                     return Err(self.failed(format!(
@@ -210,7 +226,8 @@ impl Launch<'_> {
                         self.config.start_timeout
                     )))
                 }
-            };
+            }
+        };
         let (connection, gone) = self.open_connection(peer);
         if let Err(err) = self.probe(&connection, deadline).await {
             connection.close(|| Error::Disconnected {

@@ -670,19 +670,37 @@ pub(crate) async fn handshake(mut stream: TcpStream, role: Role) -> Result<Peer,
 }
 
 /// Connects to `endpoint` (`tcp://host:port`) and shakes hands as `role`.
-pub(crate) async fn connect(endpoint: &str, role: Role) -> Result<Peer, String> {
+pub(crate) async fn connect(endpoint: &str, role: Role) -> Result<Peer, ConnectError> {
+    let failed = |reason: String| ConnectError {
+        refused: false,
+        reason,
+    };
     let address = endpoint
         .strip_prefix("tcp://")
-        .ok_or("only tcp:// endpoints are supported")?;
-    let (host, port) = address.rsplit_once(':').ok_or("the endpoint has no port")?;
+        .ok_or_else(|| failed("only tcp:// endpoints are supported".into()))?;
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| failed("the endpoint has no port".into()))?;
     let port: u16 = port
         .parse()
-        .map_err(|_| format!("{port:?} is not a port"))?;
+        .map_err(|_| failed(format!("{port:?} is not a port")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(|err| err.to_string())?;
-    handshake(stream, role).await
+        .map_err(|err| ConnectError {
+            refused: err.kind() == std::io::ErrorKind::ConnectionRefused,
+            reason: err.to_string(),
+        })?;
+    handshake(stream, role).await.map_err(failed)
+}
+
+/// Why [`connect`] failed.
+#[derive(Debug)]
+pub(crate) struct ConnectError {
+    /// Nothing listened at the endpoint: it may be about to (a service is in the registry
+    /// before it listens).
+    pub refused: bool,
+    pub reason: String,
 }
 
 #[cfg(test)]
