@@ -440,6 +440,34 @@ async fn measure_flavour(
 
 /// `--profile`: one contender's throughput measurement, repeated until `seconds` have passed,
 /// then its rate and CPU per call (and allocations per call, when counted).
+/// The CPU time of this process and of a server since a moment, for `--profile`.
+struct CpuSince {
+    server_pid: u32,
+    server: Duration,
+    driver: Duration,
+}
+
+impl CpuSince {
+    fn now(server_pid: u32) -> Result<CpuSince> {
+        Ok(CpuSince {
+            server_pid,
+            server: cpu::of_process(server_pid)?,
+            driver: cpu::own(),
+        })
+    }
+
+    /// Microseconds of CPU per item since then, over `count` items: here, and in the server.
+    fn per(&self, count: f64) -> Result<(f64, f64)> {
+        let driver = cpu::own().saturating_sub(self.driver).as_secs_f64() * 1e6 / count;
+        let server = cpu::of_process(self.server_pid)?
+            .saturating_sub(self.server)
+            .as_secs_f64()
+            * 1e6
+            / count;
+        Ok((driver, server))
+    }
+}
+
 async fn profile(
     id: Id,
     flavour: Flavour,
@@ -468,8 +496,7 @@ async fn profile(
     let started = Instant::now();
     if mib {
         let payload = Bytes::from(vec![0xa5u8; MIB]);
-        let server_before = cpu::of_process(contender.server_pid)?;
-        let driver_before = cpu::own();
+        let cpu = CpuSince::now(contender.server_pid)?;
         while started.elapsed() < seconds {
             let echoes = contender
                 .mib(&payload, 20)
@@ -478,12 +505,7 @@ async fn profile(
             samples.mib.extend(echoes);
         }
         let count = samples.mib.len() as f64;
-        let driver = cpu::own().saturating_sub(driver_before).as_secs_f64() * 1e6 / count;
-        let server = cpu::of_process(contender.server_pid)?
-            .saturating_sub(server_before)
-            .as_secs_f64()
-            * 1e6
-            / count;
+        let (driver, server) = cpu.per(count)?;
         let figures = samples.figures(id);
         println!(
             "{}: 1 MiB echo p50 {:.3} ms, p99 {:.3} ms over {count} echoes; CPU per echo \
@@ -498,8 +520,7 @@ async fn profile(
         return Ok(());
     }
     if sequential {
-        let server_before = cpu::of_process(contender.server_pid)?;
-        let driver_before = cpu::own();
+        let cpu = CpuSince::now(contender.server_pid)?;
         while started.elapsed() < seconds {
             let calls = contender
                 .small(2_000)
@@ -508,12 +529,7 @@ async fn profile(
             samples.small.extend(calls);
         }
         let count = samples.small.len() as f64;
-        let driver = cpu::own().saturating_sub(driver_before).as_secs_f64() * 1e6 / count;
-        let server = cpu::of_process(contender.server_pid)?
-            .saturating_sub(server_before)
-            .as_secs_f64()
-            * 1e6
-            / count;
+        let (driver, server) = cpu.per(count)?;
         let figures = samples.figures(id);
         println!(
             "{}: small call p50 {:.1} µs, p99 {:.1} µs over {count} calls one at a time; CPU \
