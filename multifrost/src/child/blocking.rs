@@ -9,11 +9,10 @@
 //! are woken only when none is awake. After a call that came alone, one thread waits awake for
 //! the next for a moment ([`SPIN`], [`LONG_SPIN`]), for calls made one after another: a
 //! stream of such calls keeps that thread's CPU busy, yielding it to any other thread that
-//! wants it. When
-//! no queued call has started for [`STUCK_AFTER`] (the awake thread took a long call), a
-//! monitor thread wakes a sleeping one, or, when every thread is inside a call, starts one
-//! more (up to [`MAX_THREADS`]), so long calls still run side by side, as before. A thread
-//! idle for [`IDLE_EXIT`] ends.
+//! wants it. When no queued call has started for [`STUCK_AFTER`] (the awake thread took a long
+//! call), a monitor thread wakes a sleeping one, or, when every thread is inside a call,
+//! starts one more (up to [`MAX_THREADS`]), so long calls still run side by side, as before. A
+//! thread idle for [`IDLE_EXIT`] ends.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
