@@ -151,19 +151,19 @@ impl Pool {
 
     /// Queues `job` for the next free thread.
     pub fn submit(&'static self, job: Job) {
-        let mut state = self.state.lock().expect("blocking pool lock");
-        state.queue.push_back(job);
-        self.queued.store(state.queue.len(), Ordering::Relaxed);
-        self.wake_for_queue(&mut state);
+        self.enqueue(std::iter::once(job));
     }
 
     /// Queues every job of `jobs` (which it leaves empty), in order, with one lock.
     pub fn submit_all(&'static self, jobs: &mut Vec<Job>) {
-        if jobs.is_empty() {
-            return;
+        if !jobs.is_empty() {
+            self.enqueue(jobs.drain(..));
         }
+    }
+
+    fn enqueue(&'static self, jobs: impl Iterator<Item = Job>) {
         let mut state = self.state.lock().expect("blocking pool lock");
-        state.queue.extend(jobs.drain(..));
+        state.queue.extend(jobs);
         self.queued.store(state.queue.len(), Ordering::Relaxed);
         self.wake_for_queue(&mut state);
     }
